@@ -1,0 +1,75 @@
+# The lab book's two commands:  `make book`  and  `make test`.  Both set everything up from nothing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NOTEBOOKS := $(shell find book -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' -not -path '*/_build/*' | sort)
+# make test runs everything at CI scale (tiny sizes, stable outputs); make book at the detected scale.
+TEST_ENV := CI=true LAB_SCALE=ci PYTHONHASHSEED=0 MPLBACKEND=agg
+
+.PHONY: help install book test lint unit nbval labs labs-check site site-test browser-deps lab lock clean
+
+help:
+	@echo "make book   - install (into $(VENV)), execute every chapter, build the site into _build/html"
+	@echo "make test   - install, then lint, unit tests, nbval over every notebook, lab grader checks,"
+	@echo "              the site build (warnings are errors) and the browser test of the site"
+	@echo "make labs   - build student notebooks and autograder bundles into labs/*/dist"
+	@echo "make lab    - open JupyterLab"
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=24" 2>&1 | grep -v "^WARNING: Location" || true
+	set -o pipefail; $(BIN)/pip install -q -r requirements.txt -c constraints.txt 2>&1 | grep -v "^WARNING: Location" ; test $${PIPESTATUS[0]} -eq 0
+	set -o pipefail; $(BIN)/pip install -q --no-deps -e . 2>&1 | grep -v "^WARNING: Location" ; test $${PIPESTATUS[0]} -eq 0
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (lab book)" > /dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --keep-going
+	@echo
+	@echo "The book is built: open $(CURDIR)/_build/html/index.html"
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks labs book
+
+unit: $(STAMP)
+	$(TEST_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=600 -m "not browser" tests
+
+nbval: $(STAMP)
+	$(TEST_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg --timeout=900 $(NOTEBOOKS)
+
+labs: $(STAMP)
+	$(TEST_ENV) $(BIN)/python -m lab_utils.grading build labs
+
+site: $(STAMP)
+	$(TEST_ENV) $(BIN)/jupyter-book build . -W --keep-going
+
+browser-deps:
+	@test -x /usr/bin/chromium || { echo "installing Debian's chromium for the browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; }
+
+site-test: $(STAMP) browser-deps
+	$(TEST_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider -m browser tests
+
+test: $(STAMP)
+	$(MAKE) lint
+	$(MAKE) unit
+	$(MAKE) nbval
+	$(MAKE) site
+	$(MAKE) site-test
+	@echo "make test: all checks passed"
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab
+
+lock: $(STAMP)
+	{ echo "# Full resolved set from \`pip freeze\` on the CI machine (Linux x86_64, Python 3.11)."; \
+	  echo "# Regenerate with \`make lock\` after changing requirements.txt."; \
+	  $(BIN)/pip freeze --exclude-editable | grep -v "^lab-utils"; } > constraints.txt
+
+clean:
+	rm -rf _build labs/*/dist .pytest_cache

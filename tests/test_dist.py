@@ -1,0 +1,57 @@
+import time
+
+import pytest
+
+import dist_workers as w
+from lab_utils.dist import WorkerError, launch, require_divisible, resolve_backend, shard_range
+
+
+@pytest.mark.parametrize("world_size", [2, 4])
+def test_results_come_back_in_rank_order(world_size, capsys):
+    out = launch(w.allreduce_rank, world_size, 2.0)
+    expected_sum = 2.0 * sum(range(world_size))
+    assert [o["rank"] for o in out] == list(range(world_size))
+    assert all(o["world"] == world_size and o["sum"] == expected_sum for o in out)
+    assert out[0]["backend"] == "gloo"
+    assert "[rank 0] hello from rank 0" in capsys.readouterr().out
+
+
+def test_worker_exception_surfaces_with_traceback_quickly():
+    t0 = time.monotonic()
+    with pytest.raises(WorkerError) as err:
+        launch(w.raise_on_rank1, 2, timeout=120)
+    assert time.monotonic() - t0 < 30
+    assert err.value.rank == 1
+    assert "ValueError: planted failure on rank 1" in str(err.value)
+    assert "raise_on_rank1" in err.value.traceback
+
+
+def test_hanging_worker_is_killed_at_timeout():
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError, match="did not finish within 5 s"):
+        launch(w.hang, 2, timeout=5)
+    assert time.monotonic() - t0 < 25
+
+
+def test_worker_dying_without_traceback_is_reported():
+    with pytest.raises(WorkerError, match="exited with code 7"):
+        launch(w.exit_hard, 2, timeout=60)
+
+
+def test_bad_arguments_raise_clear_errors():
+    with pytest.raises(ValueError, match="world_size must be an int >= 1"):
+        launch(w.allreduce_rank, 0)
+    with pytest.raises(ValueError, match="importable module"):
+        launch(lambda r, n: r, 2)
+    with pytest.raises(RuntimeError, match="one CUDA GPU per rank"):
+        resolve_backend("nccl", 2)
+    with pytest.raises(ValueError, match="not divisible by world_size 3"):
+        require_divisible(10, 3)
+
+
+def test_shard_range_covers_everything_once():
+    for n in (0, 1, 7, 10):
+        for ws in (1, 2, 3, 4):
+            ranges = [shard_range(n, r, ws) for r in range(ws)]
+            assert ranges[0][0] == 0 and ranges[-1][1] == n
+            assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
