@@ -5,10 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NOTEBOOKS := $(shell find book -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' -not -path '*/_build/*' | sort)
+# lab masters: solutions + tests, so nbval checks every solution passes its own tests
+LAB_MASTERS := $(shell find labs -maxdepth 2 -name '*.ipynb' | sort)
 # make test runs everything at CI scale (tiny sizes, stable outputs); make book at the detected scale.
-TEST_ENV := CI=true LAB_SCALE=ci PYTHONHASHSEED=0 MPLBACKEND=agg
+# TQDM_DISABLE: progress bars are for people at a keyboard; in a built page tqdm.auto widgets would
+# need JavaScript from a CDN, which the offline site must not load.
+TEST_ENV := CI=true LAB_SCALE=ci PYTHONHASHSEED=0 MPLBACKEND=agg TQDM_DISABLE=1
 
-.PHONY: help install book test lint unit nbval labs labs-check site site-test browser-deps lab lock clean
+.PHONY: help install book test lint unit nbval labs labs-check site site-test browser-deps lab grade lock clean
 
 help:
 	@echo "make book   - install (into $(VENV)), execute every chapter, build the site into _build/html"
@@ -16,6 +20,7 @@ help:
 	@echo "              the site build (warnings are errors) and the browser test of the site"
 	@echo "make labs   - build student notebooks and autograder bundles into labs/*/dist"
 	@echo "make lab    - open JupyterLab"
+	@echo "make grade LAB=labs/NN-topic SUBMISSIONS=folder [OUT=gradebook.csv] - grade a folder of submissions"
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +33,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 install: $(STAMP)
 
 book: $(STAMP)
-	$(BIN)/jupyter-book build . --keep-going
+	TQDM_DISABLE=1 $(BIN)/jupyter-book build . --keep-going
 	@echo
 	@echo "The book is built: open $(CURDIR)/_build/html/index.html"
 
@@ -36,14 +41,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks labs book
 
 unit: $(STAMP)
-	$(TEST_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=600 -m "not browser" tests
+	$(TEST_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=600 -m "not browser" \
+		--ignore=tests/test_labs.py tests
 
 nbval: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
-		--nbval-sanitize-with tests/nbval_sanitize.cfg --timeout=900 $(NOTEBOOKS)
+		--nbval-sanitize-with tests/nbval_sanitize.cfg --timeout=900 $(NOTEBOOKS) $(LAB_MASTERS)
 
 labs: $(STAMP)
-	$(TEST_ENV) $(BIN)/python -m lab_utils.grading build labs
+	$(BIN)/python -m lab_utils.grading build labs
+
+labs-check: $(STAMP)
+	$(TEST_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=1200 tests/test_labs.py
 
 site: $(STAMP)
 	$(TEST_ENV) $(BIN)/jupyter-book build . -W --keep-going
@@ -59,12 +68,17 @@ test: $(STAMP)
 	$(MAKE) lint
 	$(MAKE) unit
 	$(MAKE) nbval
+	$(MAKE) labs-check
 	$(MAKE) site
 	$(MAKE) site-test
 	@echo "make test: all checks passed"
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab
+
+grade: $(STAMP)
+	@test -n "$(LAB)" -a -n "$(SUBMISSIONS)" || { echo "usage: make grade LAB=labs/01-memory-anatomy SUBMISSIONS=path/to/folder [OUT=gradebook.csv]"; exit 2; }
+	$(BIN)/python -m lab_utils.grading grade $(LAB) $(SUBMISSIONS) --out $(or $(OUT),gradebook.csv)
 
 lock: $(STAMP)
 	{ echo "# Full resolved set from \`pip freeze\` on the CI machine (Linux x86_64, Python 3.11)."; \

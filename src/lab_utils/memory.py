@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from lab_utils.graded import graded_reference
+
 # bytes per parameter: (weights, gradients, optimizer states)
 _CONVENTIONS: dict[tuple[str, str], tuple[int, int, int]] = {
     ("sgd", "fp32"): (4, 4, 0),
@@ -39,6 +41,7 @@ _CONVENTIONS: dict[tuple[str, str], tuple[int, int, int]] = {
 }
 
 
+@graded_reference
 def bytes_per_parameter(optimizer: str = "adam", precision: str = "fp32") -> tuple[int, int, int]:
     """``(weight, gradient, optimizer-state)`` bytes per parameter for a training setup.
 
@@ -95,6 +98,7 @@ def make_mlp(d_in: int, width: int, depth: int, d_out: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+@graded_reference
 def mlp_activation_bytes(batch: int, d_in: int, width: int, depth: int, dtype_bytes: int = 4,
                          input_requires_grad: bool = False) -> int:
     """Activations the :func:`make_mlp` network saves for backward, in bytes.
@@ -117,6 +121,7 @@ def full_batch_gradients(model: nn.Module, loss_fn: Callable, x: torch.Tensor, y
     return [p.grad.detach().clone() for p in model.parameters()]
 
 
+@graded_reference
 def accumulated_gradients(model: nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Tensor,
                           micro_batch: int) -> list[torch.Tensor]:
     """Gradient accumulation: the same gradient as :func:`full_batch_gradients`, in micro-batches.
