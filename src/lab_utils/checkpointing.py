@@ -22,12 +22,14 @@ the network input and ``a_i`` the output of child ``i - 1`` (see :func:`feature_
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint, checkpoint_sequential
+
+from lab_utils.graded import graded_reference
 
 Segments = list[tuple[int, int]]
 
@@ -48,6 +50,7 @@ def even_segments(n: int, k: int) -> Segments:
     return [(bounds[i], bounds[i + 1]) for i in range(k)]
 
 
+@graded_reference  # labs/06-checkpointing asks students to write it
 def sqrt_n_segments(n: int) -> Segments:
     """Chen et al. Sec. 4.3: ``k = sqrt(n)`` segments (rounded) of about ``sqrt(n)`` layers each."""
     _check_depth(n)
@@ -177,6 +180,7 @@ class ActivationEstimate:
         return self.stored + self.segment
 
 
+@graded_reference  # labs/06-checkpointing asks students to write it
 def activation_memory_estimate(sizes: Sequence[int], segments: Sequence[tuple[int, int]],
                                checkpointed: Sequence[bool] | None = None) -> ActivationEstimate:
     """Estimate activation memory of a segmentation (Chen et al. Sec. 4.3, Eq. 1).
@@ -237,7 +241,8 @@ class CheckpointedSequential(nn.Module):
 
 def sqrt_n_checkpointed(layers: nn.Sequential) -> CheckpointedSequential:
     """``layers`` with ``sqrt(n)`` checkpointed segments (Chen et al. Sec. 4.3)."""
-    return CheckpointedSequential(layers, sqrt_n_segments(len(layers)))
+    n = len(layers)
+    return CheckpointedSequential(layers, even_segments(n, max(1, round(math.sqrt(n)))))
 
 
 class CheckpointSequential(nn.Module):
