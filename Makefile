@@ -38,7 +38,7 @@ book: $(STAMP)
 	@echo "The book is built: open $(CURDIR)/_build/html/index.html"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks labs book
+	$(BIN)/ruff check .
 
 unit: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=600 -m "not browser" \
