@@ -22,10 +22,11 @@ help:
 	@echo "make lab    - open JupyterLab"
 	@echo "make grade LAB=labs/NN-topic SUBMISSIONS=folder [OUT=gradebook.csv] - grade a folder of submissions"
 
-$(STAMP): requirements.txt constraints.txt pyproject.toml
+$(STAMP): requirements.txt requirements-nodeps.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=24" 2>&1 | grep -v "^WARNING: Location" || true
 	set -o pipefail; $(BIN)/pip install -q -r requirements.txt -c constraints.txt 2>&1 | grep -v "^WARNING: Location" ; test $${PIPESTATUS[0]} -eq 0
+	set -o pipefail; $(BIN)/pip install -q --no-deps -r requirements-nodeps.txt 2>&1 | grep -v "^WARNING: Location" ; test $${PIPESTATUS[0]} -eq 0
 	set -o pipefail; $(BIN)/pip install -q --no-deps -e . 2>&1 | grep -v "^WARNING: Location" ; test $${PIPESTATUS[0]} -eq 0
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (lab book)" > /dev/null
 	touch $(STAMP)
