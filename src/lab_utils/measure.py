@@ -116,17 +116,21 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer | None) -> list[torch.Te
 
 @dataclass(frozen=True)
 class TrainingBytes:
-    """Bytes of the persistent state of training (activations are separate)."""
+    """Bytes of the persistent state of training (activations are separate).
 
-    params: int
-    grads: int
-    optimizer_states: int
+    Measured by :func:`training_state_bytes` (ints), or predicted by a memory model
+    (``lab_utils.memory``, ``lab_utils.zero``), so the two compare field by field.
+    """
+
+    params: float
+    grads: float
+    optimizer_states: float
 
     @property
-    def total(self) -> int:
+    def total(self) -> float:
         return self.params + self.grads + self.optimizer_states
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, float]:
         return {"params": self.params, "grads": self.grads,
                 "optimizer_states": self.optimizer_states, "total": self.total}
 

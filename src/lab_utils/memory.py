@@ -22,12 +22,12 @@ micro-batches gives exactly the large batch's gradient with a fraction of the ac
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from lab_utils.graded import graded_reference
+from lab_utils.measure import TrainingBytes
 
 # bytes per parameter: (weights, gradients, optimizer states)
 _CONVENTIONS: dict[tuple[str, str], tuple[int, int, int]] = {
@@ -56,25 +56,8 @@ def bytes_per_parameter(optimizer: str = "adam", precision: str = "fp32") -> tup
     return _CONVENTIONS[key]
 
 
-@dataclass(frozen=True)
-class MemoryModel:
-    """Predicted bytes of training state (same fields as ``measure.TrainingBytes``)."""
-
-    params: int
-    grads: int
-    optimizer_states: int
-
-    @property
-    def total(self) -> int:
-        return self.params + self.grads + self.optimizer_states
-
-    def as_dict(self) -> dict[str, int]:
-        return {"params": self.params, "grads": self.grads,
-                "optimizer_states": self.optimizer_states, "total": self.total}
-
-
 def training_memory_formula(num_params: int, optimizer: str = "adam", precision: str = "fp32",
-                            num_param_tensors: int = 0) -> MemoryModel:
+                            num_param_tensors: int = 0) -> TrainingBytes:
     """Bytes of weights, gradients and optimizer states for ``num_params`` parameters.
 
     PyTorch's Adam also keeps a 4-byte ``step`` counter per parameter *tensor*; pass
@@ -84,7 +67,7 @@ def training_memory_formula(num_params: int, optimizer: str = "adam", precision:
         raise ValueError(f"num_params must be >= 0, got {num_params}")
     w, g, o = bytes_per_parameter(optimizer, precision)
     step_bytes = 4 * num_param_tensors if optimizer.lower() == "adam" else 0
-    return MemoryModel(w * num_params, g * num_params, o * num_params + step_bytes)
+    return TrainingBytes(w * num_params, g * num_params, o * num_params + step_bytes)
 
 
 def make_mlp(d_in: int, width: int, depth: int, d_out: int) -> nn.Sequential:

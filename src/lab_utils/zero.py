@@ -42,6 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lab_utils.graded import graded_reference
+from lab_utils.measure import TrainingBytes
 
 STAGES = (0, 1, 2, 3)
 STAGE_NAMES = {0: "DP (baseline)", 1: "P_os", 2: "P_os+g", 3: "P_os+g+p"}
@@ -58,25 +59,8 @@ def _check(num_params: float, world_size: int, stage: int | None = None) -> None
         raise ValueError(f"stage must be one of 0 (plain DP), 1 (P_os), 2 (P_os+g), 3 (P_os+g+p); got {stage!r}")
 
 
-@dataclass(frozen=True)
-class ModelStateBytes:
-    """Bytes of model states on one device, split as in Section 3.1."""
-
-    params: float
-    grads: float
-    optimizer_states: float
-
-    @property
-    def total(self) -> float:
-        return self.params + self.grads + self.optimizer_states
-
-    def as_dict(self) -> dict[str, float]:
-        return {"params": self.params, "grads": self.grads,
-                "optimizer_states": self.optimizer_states, "total": self.total}
-
-
 def memory_breakdown(num_params: float, world_size: int, stage: int, k: float = 12,
-                     param_bytes: float = 2, grad_bytes: float = 2) -> ModelStateBytes:
+                     param_bytes: float = 2, grad_bytes: float = 2) -> TrainingBytes:
     """Per-device bytes of parameters, gradients and optimizer states at a ZeRO ``stage`` (Section 5).
 
     ``k`` is the paper's K (bytes of optimizer state per parameter, 12 for mixed-precision
@@ -89,7 +73,7 @@ def memory_breakdown(num_params: float, world_size: int, stage: int, k: float = 
     params = param_bytes * psi / (nd if stage >= 3 else 1)
     grads = grad_bytes * psi / (nd if stage >= 2 else 1)
     opt = k * psi / (nd if stage >= 1 else 1)
-    return ModelStateBytes(params, grads, opt)
+    return TrainingBytes(params, grads, opt)
 
 
 @graded_reference
