@@ -55,3 +55,19 @@ def test_shard_range_covers_everything_once():
             ranges = [shard_range(n, r, ws) for r in range(ws)]
             assert ranges[0][0] == 0 and ranges[-1][1] == n
             assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+
+
+def test_root_cause_beats_a_peer_that_reported_first():
+    # rank 0 failed only because rank 1 died inside a collective, and its report came first
+    import queue as q
+
+    from lab_utils.dist import _root_cause
+
+    class Proc:
+        exitcode = 1
+
+    results = q.Queue()
+    results.put(("error", 1, "Traceback ...\nValueError: planted failure on rank 1"))
+    rank, tb = _root_cause(0, "Traceback ...\ntorch.distributed.DistBackendError: Connection closed by peer",
+                           results, [Proc(), Proc()], {})
+    assert rank == 1 and "planted failure" in tb and "ranks [0] failed too" in tb

@@ -114,6 +114,34 @@ def _worker(fn: Callable, rank: int, world_size: int, backend: str, port: int,
     results.put(payload)
 
 
+# A rank that fails only because a peer died inside a collective reports one of these.
+_PEER_FAILURE_MARKERS = ("DistBackendError", "Connection closed by peer", "Connection reset by peer",
+                         "remote worker crashing", "NCCL communicator was aborted")
+
+
+def _root_cause(rank: int, tb: str, results: Any, procs: list, out: dict, grace: float = 3.0
+                ) -> tuple[int, str]:
+    """The error to show: when one rank raises, its peers then fail in their collectives and
+    may report first. Wait ``grace`` seconds for the other reports and prefer a rank whose
+    error is its own over one that only says a peer went away."""
+    errors = {rank: tb}
+    deadline = time.monotonic() + grace
+    while len(errors) + len(out) < len(procs) and time.monotonic() < deadline:
+        try:
+            status, r, data = results.get(timeout=0.1)
+        except queue.Empty:
+            if all(p.exitcode is not None for i, p in enumerate(procs) if i not in errors and i not in out):
+                break
+            continue
+        if status == "error":
+            errors[r] = data
+    own = [r for r, t in sorted(errors.items()) if not any(m in t for m in _PEER_FAILURE_MARKERS)]
+    first = own[0] if own else min(errors)
+    others = sorted(set(errors) - {first})
+    note = f"\n(ranks {others} failed too, after rank {first})" if others else ""
+    return first, errors[first] + note
+
+
 def launch(fn: Callable[..., Any], world_size: int, *args: Any, backend: str = "auto",
            timeout: float = 300.0, echo: str = "rank0", threads_per_rank: int | None = None
            ) -> list[Any]:
@@ -182,6 +210,7 @@ def launch(fn: Callable[..., Any], world_size: int, *args: Any, backend: str = "
                     raise WorkerError(r, f"process exited with code {procs[r].exitcode} "
                                          "without a Python traceback", read_log(r)) from None
             if status == "error":
+                rank, data = _root_cause(rank, data, results, procs, out)
                 raise WorkerError(rank, data, read_log(rank))
             out[rank] = pickle.loads(data)
         for p in procs:
