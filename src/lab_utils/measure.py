@@ -83,7 +83,8 @@ def time_it(fn: Callable[[], Any], warmup: int = 1, repeats: int = 5,
 
 
 # ----------------------------------------------------------------- tensor bytes
-def _storage_key(t: torch.Tensor) -> tuple[str, int]:
+def storage_key(t: torch.Tensor) -> tuple[str, int]:
+    """Identity of the storage behind ``t`` (views and aliases share it): device and data pointer."""
     s = t.untyped_storage()
     return (str(t.device), s.data_ptr())
 
@@ -95,7 +96,7 @@ def unique_storage_bytes(tensors: Iterable[torch.Tensor], exclude: set | None = 
     for t in tensors:
         if t is None or not isinstance(t, torch.Tensor):
             continue
-        key = _storage_key(t)
+        key = storage_key(t)
         if key in seen:
             continue
         seen.add(key)
@@ -188,11 +189,11 @@ def saved_activation_bytes(params: Iterable[torch.Tensor] | torch.nn.Module = ()
     """
     if isinstance(params, torch.nn.Module):
         params = list(params.parameters())
-    param_keys = {_storage_key(p) for p in params}
+    param_keys = {storage_key(p) for p in params}
     result = SavedBytes()
 
     def pack(t: torch.Tensor) -> torch.Tensor:
-        key = _storage_key(t)
+        key = storage_key(t)
         if key not in result._seen:
             result._seen.add(key)
             result.count += 1

@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from lab_utils.measure import time_it, training_state_bytes, unique_storage_bytes
+from lab_utils.measure import storage_key, time_it, training_state_bytes, unique_storage_bytes
 from lab_utils.zero_stages import make_batch, make_model
 
 
@@ -84,7 +84,7 @@ def deepspeed_state_bytes(engine) -> dict[str, int]:
     basic = getattr(opt, "optimizer", opt)
     states = training_state_bytes([], basic).optimizer_states
     return {"params": unique_storage_bytes(held), "fp32_partition": unique_storage_bytes(masters,
-            exclude={(str(t.device), t.untyped_storage().data_ptr()) for t in held}),
+            exclude={storage_key(t) for t in held}),
             "optimizer_states": states}
 
 
