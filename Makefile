@@ -86,5 +86,8 @@ lock: $(STAMP)
 	  echo "# Regenerate with \`make lock\` after changing requirements.txt."; \
 	  $(BIN)/pip freeze --exclude-editable | grep -v "^lab-utils"; } > constraints.txt
 
+# GPU check targets (make gpu-check, make gpu-wheels) live in their own file
+include mk/gpu.mk
+
 clean:
 	rm -rf _build labs/*/dist .pytest_cache

@@ -10,7 +10,7 @@ import argparse
 
 import torch
 
-from lab_utils.zero_deepspeed import cpu_adam_times
+from lab_utils.parallel.zero_deepspeed import cpu_adam_times
 
 
 def main() -> None:

@@ -12,9 +12,9 @@ import statistics
 
 from lab_utils.dist import launch
 from lab_utils.measure import fmt_bytes
-from lab_utils.zero import STAGE_NAMES
-from lab_utils.zero_deepspeed import deepspeed_worker
-from lab_utils.zero_stages import train_stages_worker
+from lab_utils.parallel.zero import STAGE_NAMES
+from lab_utils.parallel.zero_deepspeed import deepspeed_worker
+from lab_utils.parallel.zero_stages import train_stages_worker
 
 
 def median_step(run: dict, warmup: int) -> float:

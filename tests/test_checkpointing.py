@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from lab_utils.checkpointing import (
+from lab_utils.fitting.checkpointing import (
     CheckpointedSequential,
     CheckpointSequential,
     activation_memory_estimate,
@@ -19,7 +19,7 @@ from lab_utils.checkpointing import (
     validate_segments,
 )
 from lab_utils.measure import saved_activation_bytes
-from lab_utils.nin import nin_cifar10
+from lab_utils.fitting.nin import nin_cifar10
 
 
 def _grads(model, layers, x):

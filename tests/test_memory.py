@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from lab_utils.measure import saved_activation_bytes, training_state_bytes
-from lab_utils.memory import (
+from lab_utils.fitting.memory import (
     accumulated_gradients,
     bytes_per_parameter,
     full_batch_gradients,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lab_utils.reident import Ratings, attack, eccentricity, item_weights, make_ratings, scoreboard
+from lab_utils.synth.reident import Ratings, attack, eccentricity, item_weights, make_ratings, scoreboard
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from lab_utils.dist import launch
-from lab_utils.zero import (
+from lab_utils.parallel.zero import (
     communication_volume,
     fp32_adam_memory_per_device,
     largest_model,
@@ -12,7 +12,7 @@ from lab_utils.zero import (
     offload_memory,
     paper_table,
 )
-from lab_utils.zero_stages import ZeroDataParallel, train_single, train_stages_worker
+from lab_utils.parallel.zero_stages import ZeroDataParallel, train_single, train_stages_worker
 
 SIZES = (10, 9, 3)  # 99 + 30 = 129 parameters: odd, so 2 and 4 ranks both need padding
 STEPS, BATCH = 4, 8

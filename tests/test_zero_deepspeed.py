@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from lab_utils.dist import launch
-from lab_utils.zero_deepspeed import deepspeed_config, deepspeed_worker
-from lab_utils.zero_stages import train_single
+from lab_utils.parallel.zero_deepspeed import deepspeed_config, deepspeed_worker
+from lab_utils.parallel.zero_stages import train_single
 
 SIZES, STEPS, BATCH = (10, 9, 3), 3, 8
 

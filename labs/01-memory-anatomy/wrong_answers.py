@@ -15,7 +15,7 @@ def bytes_per_param(optimizer: str, precision: str) -> int:
 ''',
     # counts the input twice-over: every Linear input AND every ReLU output as separate tensors
     "q2": '''
-from lab_utils.memory import make_mlp
+from lab_utils.fitting.memory import make_mlp
 
 def saved_activation_bytes_mlp(batch, d_in, width, depth, dtype_bytes=4):
     return batch * (d_in + 2 * depth * width) * dtype_bytes

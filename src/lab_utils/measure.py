@@ -120,7 +120,7 @@ class TrainingBytes:
     """Bytes of the persistent state of training (activations are separate).
 
     Measured by :func:`training_state_bytes` (ints), or predicted by a memory model
-    (``lab_utils.memory``, ``lab_utils.zero``), so the two compare field by field.
+    (``lab_utils.fitting.memory``, ``lab_utils.parallel.zero``), so the two compare field by field.
     """
 
     params: float

@@ -1,6 +1,6 @@
 """DeepSpeed's ZeRO beside the reference implementation, and the CPU-Adam claim re-measured.
 
-* :func:`deepspeed_worker` trains the same model as :mod:`lab_utils.zero_stages` with
+* :func:`deepspeed_worker` trains the same model as :mod:`lab_utils.parallel.zero_stages` with
   ``deepspeed.initialize`` and ``zero_optimization.stage`` 0-3 (fp32, gloo on CPU, NCCL on
   GPUs), optionally with ZeRO-Offload (``offload_optimizer: {device: cpu}``, Ren et al.
   2021), and reads the per-rank partition sizes out of DeepSpeed's ZeRO optimizer.
@@ -23,7 +23,7 @@ import torch.distributed as dist
 from torch import nn
 
 from lab_utils.measure import storage_key, time_it, training_state_bytes, unique_storage_bytes
-from lab_utils.zero_stages import make_batch, make_model
+from lab_utils.parallel.zero_stages import make_batch, make_model
 
 
 def _quiet_deepspeed(cuda: bool | None = None) -> None:

@@ -27,7 +27,7 @@ Figure 1's worked example, Ψ = 7.5 B and N_d = 64: 120 GB, 31.4 GB, 16.6 GB, 1.
 (GB = 10^9 bytes). Other references (e.g. Hugging Face's "model memory anatomy") count
 **18** bytes per parameter because they keep gradients in fp32: ``grad_bytes=4``.
 Training entirely in fp32 with Adam is ``param_bytes=4, grad_bytes=4, k=8`` (no extra
-master copy: the parameters *are* fp32), which is what :mod:`lab_utils.zero_stages`
+master copy: the parameters *are* fp32), which is what :mod:`lab_utils.parallel.zero_stages`
 measures on a CPU.
 
 Communication (Section 7): data parallelism all-reduces the gradients, which a ring

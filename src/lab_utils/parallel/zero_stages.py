@@ -2,7 +2,7 @@
 
 Rajbhandari et al., *ZeRO: Memory Optimizations Toward Training Trillion Parameter
 Models*, SC 2020, Section 5 (ZeRO-DP) and Section 7 (communication). fp32 Adam, so
-the memory it holds is the fp32 analogue of the paper's model (:func:`lab_utils.zero.
+the memory it holds is the fp32 analogue of the paper's model (:func:`lab_utils.parallel.zero.
 fp32_adam_memory_per_device`: params 4Ψ, grads 4Ψ, Adam's m and v 8Ψ).
 
 Stages 0-2 keep all parameters in one flat fp32 buffer, padded to a multiple of N_d so
@@ -38,7 +38,7 @@ import torch.distributed as dist
 from torch import nn
 
 from lab_utils.measure import training_state_bytes
-from lab_utils.zero import STAGES
+from lab_utils.parallel.zero import STAGES
 
 _reduce_scatter = getattr(dist, "reduce_scatter_single", None) or dist.reduce_scatter_tensor
 _all_gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor

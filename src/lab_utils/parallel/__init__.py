@@ -1,0 +1,11 @@
+"""Part II of the book, *Scaling out*: data, sharded and pipeline parallelism.
+
+``zero``            the ZeRO paper's memory and communication model (Rajbhandari et al. 2020)
+``zero_stages``     a reference ZeRO-DP, stages 0-3, on ``torch.distributed`` collectives
+``zero_deepspeed``  DeepSpeed's ZeRO and ZeRO-Offload beside it; CPU-Adam re-measured
+``task``            the small regression task every parallel reference trains
+
+Workers here take ``(rank, world_size, ...)`` from :func:`lab_utils.dist.launch` or from
+``torchrun`` (see :mod:`lab_utils.run`), put every tensor on :func:`lab_utils.dist.rank_device`
+and return a :class:`lab_utils.dist.RunRecord`.
+"""
