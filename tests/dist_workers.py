@@ -30,3 +30,14 @@ def exit_hard(rank: int, world_size: int) -> None:
     if rank == 1:
         os._exit(7)
     time.sleep(3600)
+
+
+def echo_kwargs(rank: int, world_size: int, base: int, *, scale: int = 1, label: str = "") -> dict:
+    """Takes keyword arguments through launch(); reports the device lab_utils.dist.rank_device picks."""
+    from lab_utils.dist import rank_device
+
+    dev = rank_device()
+    t = torch.ones(1, device=dev) * (base + rank) * scale
+    dist.all_reduce(t)
+    return {"rank": rank, "world_size": world_size, "sum": t.item(), "label": label, "device": str(dev),
+            "tensor_device": str(t.device)}

@@ -1,9 +1,14 @@
+import subprocess
+import sys
+import textwrap
 import time
+from pathlib import Path
 
 import pytest
+import torch
 
 import dist_workers as w
-from lab_utils.dist import WorkerError, launch, require_divisible, resolve_backend, shard_range
+from lab_utils.dist import WorkerError, launch, rank_device, require_divisible, resolve_backend, shard_range
 
 
 @pytest.mark.parametrize("world_size", [2, 4])
@@ -14,6 +19,43 @@ def test_results_come_back_in_rank_order(world_size, capsys):
     assert all(o["world"] == world_size and o["sum"] == expected_sum for o in out)
     assert out[0]["backend"] == "gloo"
     assert "[rank 0] hello from rank 0" in capsys.readouterr().out
+
+
+def test_keyword_arguments_reach_the_worker_and_tensors_sit_on_the_rank_device():
+    out = launch(w.echo_kwargs, 2, 10, scale=3, label="kw", echo="none")
+    assert [o["sum"] for o in out] == [3 * (10 + 11)] * 2
+    assert all(o["label"] == "kw" and o["world_size"] == 2 for o in out)
+    # gloo: the CPU; outside a process group: the CPU as well
+    assert {o["device"] for o in out} == {o["tensor_device"] for o in out} == {"cpu"}
+    assert rank_device() == torch.device("cpu")
+
+
+def test_rank_device_under_nccl_is_the_local_gpu(monkeypatch):
+    # the NCCL branch, checked without a GPU: a fake initialised NCCL group on local rank 3
+    import lab_utils.dist as d
+
+    monkeypatch.setattr(d.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(d.dist, "get_backend", lambda: "nccl")
+    monkeypatch.setattr(d.dist, "get_rank", lambda: 11)
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert rank_device() == torch.device("cuda", 3)
+    monkeypatch.setattr(d.dist, "get_backend", lambda: "gloo")
+    assert rank_device() == torch.device("cpu")
+
+
+def test_script_without_main_guard_gets_told_what_to_do(tmp_path: Path):
+    script = tmp_path / "no_guard.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import dist_workers as w
+        from lab_utils.dist import launch
+        print(launch(w.allreduce_rank, 2, timeout=60))
+    """))
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0
+    assert 'if __name__ == "__main__":' in res.stderr
+    assert "before it started the worker function" in res.stderr
 
 
 def test_worker_exception_surfaces_with_traceback_quickly():

@@ -2,7 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from lab_utils.dist import launch
+from lab_utils.dist import WorkerError, launch
+from lab_utils.parallel.comm import ring_bytes_sent
+from lab_utils.parallel.task import train_single
 from lab_utils.parallel.zero import (
     communication_volume,
     fp32_adam_memory_per_device,
@@ -12,7 +14,7 @@ from lab_utils.parallel.zero import (
     offload_memory,
     paper_table,
 )
-from lab_utils.parallel.zero_stages import ZeroDataParallel, train_single, train_stages_worker
+from lab_utils.parallel.zero_stages import ZeroDataParallel, zero_worker
 
 SIZES = (10, 9, 3)  # 99 + 30 = 129 parameters: odd, so 2 and 4 ranks both need padding
 STEPS, BATCH = 4, 8
@@ -52,31 +54,50 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(RuntimeError, match="torch.distributed initialised"):
         ZeroDataParallel(nn.Linear(2, 2), stage=1)
     with pytest.raises(ValueError, match="world_size must be an int >= 1"):
-        launch(train_stages_worker, 0, (1,), SIZES, STEPS, BATCH)
+        launch(zero_worker, 0, stages=(1,), sizes=SIZES, steps=STEPS, global_batch=BATCH)
+    with pytest.raises(WorkerError, match="global batch 9 is not divisible by world_size 2"):
+        launch(zero_worker, 2, stages=(1,), sizes=SIZES, steps=STEPS, global_batch=9, echo="none")
+    with pytest.raises(WorkerError, match="stages must be among"):
+        launch(zero_worker, 2, stages=(4,), sizes=SIZES, echo="none")
 
 
 @pytest.mark.parametrize("world_size", [2, 4])
 def test_every_stage_matches_single_process_adam_and_the_formula(world_size):
     ref = train_single(SIZES, STEPS, BATCH)
-    psi = ref["num_params"]
-    per_rank = launch(train_stages_worker, world_size, (0, 1, 2, 3), SIZES, STEPS, BATCH, echo="none")
+    psi = ref.extra["num_params"]
+    per_rank = launch(zero_worker, world_size, sizes=SIZES, steps=STEPS, global_batch=BATCH, echo="none")
     for stage in range(4):
         runs = [r[stage] for r in per_rank]
-        for run in runs:  # every rank ends with the single-process Adam parameters
-            torch.testing.assert_close(run["params"], ref["params"], rtol=0, atol=1e-5)
-            assert run["losses"] == pytest.approx(ref["losses"], abs=1e-5)
+        for rank, run in enumerate(runs):  # every rank ends with the single-process Adam parameters
+            torch.testing.assert_close(run.params, ref.params, rtol=0, atol=1e-5)
+            assert run.losses == pytest.approx(ref.losses, abs=1e-5)
+            assert (run.rank, run.world_size, run.device, run.config["stage"]) == (rank, world_size, "cpu", stage)
         run = runs[0]
-        padded = run["padded_params"]
+        padded = run.extra["padded_params"]
         assert (padded > psi) == (stage > 0)  # 129 does not split evenly: padding is exercised
         formula = memory_breakdown(psi, world_size, stage, k=8, param_bytes=4, grad_bytes=4).as_dict()
         per_elem = {"params": 4 / (world_size if stage == 3 else 1),
                     "grads": 4 / (world_size if stage >= 2 else 1),
                     "optimizer_states": 8 / (world_size if stage >= 1 else 1)}
         for comp, b in per_elem.items():
-            extra = run["state_bytes"][comp] - formula[comp]
-            slack = (padded - psi) * b + (4 * run["optimizer_tensors"] if comp == "optimizer_states" else 0)
-            assert 0 <= extra <= slack, (stage, comp, run["state_bytes"], formula)
+            extra = run.state_bytes[comp] - formula[comp]
+            slack = (padded - psi) * b + (4 * run.extra["optimizer_tensors"] if comp == "optimizer_states" else 0)
+            assert 0 <= extra <= slack, (stage, comp, run.state_bytes, formula)
         # exact: measured = fp32 formula evaluated at the padded size (+ Adam's 4-byte step counters)
-        exact = fp32_adam_memory_per_device(padded, world_size, stage) + 4 * run["optimizer_tensors"]
-        assert run["state_bytes"]["total"] == exact
-        assert run["comm_bytes_per_step"] == 4 * communication_volume(padded, stage)
+        exact = fp32_adam_memory_per_device(padded, world_size, stage) + 4 * run.extra["optimizer_tensors"]
+        assert run.state_bytes["total"] == exact
+        assert run.comm_bytes_per_step == 4 * communication_volume(padded, stage)
+        # a ring sends (N-1)/N of the logical volume per rank, collective by collective
+        for name, volume in run.comm_bytes.items():
+            factor = 2 if name == "all_reduce" else 1
+            assert run.comm_ring_bytes[name] == pytest.approx(volume * (world_size - 1) / world_size)
+            assert volume % factor == 0
+
+
+def test_ring_bytes_closed_forms():
+    # 2 ranks: a ring all-reduce of S bytes sends S per rank (one reduce-scatter half, one all-gather half)
+    assert ring_bytes_sent("all_reduce", 1000, 2) == 1000
+    assert ring_bytes_sent("reduce_scatter", 1000, 4) == 750
+    assert ring_bytes_sent("all_gather", 1000, 1) == 0
+    with pytest.raises(ValueError, match="collective must be one of"):
+        ring_bytes_sent("broadcast", 1000, 2)

@@ -1,6 +1,6 @@
-"""Launch ``world_size`` processes on this machine from a notebook, safely.
+"""Launch ``world_size`` processes on this machine from a notebook, safely; the rank's device.
 
-:func:`launch` runs ``fn(rank, world_size, *args)`` in spawned processes that have
+:func:`launch` runs ``fn(rank, world_size, *args, **kwargs)`` in spawned processes that have
 ``torch.distributed`` initialised (gloo on CPU, NCCL when there is one GPU per rank),
 and returns each rank's return value, in rank order. It never leaves a notebook
 hanging:
@@ -12,8 +12,14 @@ hanging:
 
 Worker functions must live in an importable module (``lab_utils.*``): spawned
 processes import them by name, so a function typed into a notebook cannot be sent.
+A *script* that calls :func:`launch` must do so under ``if __name__ == "__main__":``
+(spawned workers re-import the main module); without it the error says so.
 Each worker's stdout/stderr (Python and C++ alike) is captured to a log and shown
 afterwards (``echo="rank0"`` by default).
+
+The same workers run unchanged under ``torchrun`` (see :mod:`lab_utils.run`): both set
+``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``, and :func:`rank_device` puts a rank's tensors
+on ``cuda:LOCAL_RANK`` under NCCL and on the CPU under gloo.
 """
 
 from __future__ import annotations
@@ -70,6 +76,31 @@ def resolve_backend(backend: str, world_size: int) -> str:
     return backend
 
 
+def rank_device() -> torch.device:
+    """The device every tensor of this rank lives on: ``cuda:LOCAL_RANK`` under NCCL, else the CPU.
+
+    NCCL only moves CUDA tensors and gloo's collectives here run on CPU tensors, so the
+    backend decides. ``LOCAL_RANK`` (set by :func:`launch` and by ``torchrun``) is the GPU
+    index on this node; outside a process group the answer is the CPU.
+    """
+    if dist.is_available() and dist.is_initialized() and dist.get_backend() == "nccl":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", dist.get_rank())))
+    return torch.device("cpu")
+
+
+_NO_MAIN_GUARD = (
+    "launch() was called while a spawned worker re-imported the main script: a script that calls "
+    "launch() must do so under `if __name__ == \"__main__\":` (each worker process imports the script "
+    "again, and without the guard it would start workers of its own). Move the call, and the code "
+    "that prepares its arguments, into that block."
+)
+
+
+def _starting_inside_spawned_child() -> bool:
+    """True while a spawned process is still importing its parent's main module."""
+    return bool(getattr(mp.current_process(), "_inheriting", False))
+
+
 def _check_picklable_fn(fn: Callable) -> None:
     mod = getattr(fn, "__module__", None)
     if mod in (None, "__main__") or "<locals>" in getattr(fn, "__qualname__", "") \
@@ -82,8 +113,8 @@ def _check_picklable_fn(fn: Callable) -> None:
         )
 
 
-def _worker(fn: Callable, rank: int, world_size: int, backend: str, port: int,
-            args: tuple, results: Any, log_path: str, threads: int, pg_timeout: float) -> None:
+def _worker(fn: Callable, rank: int, world_size: int, backend: str, port: int, args: tuple,
+            kwargs: dict, results: Any, log_path: str, threads: int, pg_timeout: float) -> None:
     # Send this process's stdout/stderr (Python and C++) to its log file.
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 1)
@@ -99,7 +130,7 @@ def _worker(fn: Callable, rank: int, world_size: int, backend: str, port: int,
             torch.cuda.set_device(rank)
         dist.init_process_group(backend, rank=rank, world_size=world_size,
                                 timeout=datetime.timedelta(seconds=pg_timeout))
-        out = fn(rank, world_size, *args)
+        out = fn(rank, world_size, *args, **kwargs)
         payload = ("ok", rank, pickle.dumps(out))
     except BaseException:  # noqa: BLE001 - SystemExit too: report everything
         payload = ("error", rank, traceback.format_exc())
@@ -142,14 +173,33 @@ def _root_cause(rank: int, tb: str, results: Any, procs: list, out: dict, grace:
     return first, errors[first] + note
 
 
+def _silent_death(rank: int, exitcode: int, log: Path) -> WorkerError:
+    """The error for a rank that died without reporting. A rank whose log was never opened died
+    before running the worker at all: under spawn that is a script re-imported without a main guard."""
+    if not log.exists():
+        main = sys.modules.get("__main__")
+        script = getattr(main, "__file__", None)
+        why = (f"rank {rank}'s process exited with code {exitcode} before it started the worker function. "
+               + (f"The main script {script} was re-imported by the spawned process and failed: "
+                  + _NO_MAIN_GUARD + " (multiprocessing printed the details above.)" if script else
+                  "Its error was printed above by multiprocessing."))
+        return WorkerError(rank, why)
+    return WorkerError(rank, f"process exited with code {exitcode} without a Python traceback",
+                       log.read_text(errors="replace"))
+
+
 def launch(fn: Callable[..., Any], world_size: int, *args: Any, backend: str = "auto",
-           timeout: float = 300.0, echo: str = "rank0", threads_per_rank: int | None = None
-           ) -> list[Any]:
-    """Run ``fn(rank, world_size, *args)`` on ``world_size`` local processes; return their results.
+           timeout: float = 300.0, echo: str = "rank0", threads_per_rank: int | None = None,
+           **kwargs: Any) -> list[Any]:
+    """Run ``fn(rank, world_size, *args, **kwargs)`` on ``world_size`` local processes; return their results.
 
     ``echo`` chooses whose captured output is printed afterwards: ``"rank0"``, ``"all"``
-    or ``"none"``. Results travel back by pickle: return CPU tensors, numbers, dicts.
+    or ``"none"``. Results travel back by pickle: return CPU tensors, numbers, dicts,
+    dataclasses such as :class:`lab_utils.record.RunRecord`. Keyword arguments other than
+    ``backend``, ``timeout``, ``echo`` and ``threads_per_rank`` go to ``fn``.
     """
+    if _starting_inside_spawned_child():
+        raise RuntimeError(_NO_MAIN_GUARD)
     if not isinstance(world_size, int) or isinstance(world_size, bool) or world_size < 1:
         raise ValueError(f"world_size must be an int >= 1, got {world_size!r}")
     if timeout <= 0:
@@ -166,8 +216,8 @@ def launch(fn: Callable[..., Any], world_size: int, *args: Any, backend: str = "
     logdir = Path(tempfile.mkdtemp(prefix="lab_utils_launch_"))
     logs = [logdir / f"rank{r}.log" for r in range(world_size)]
     procs = [ctx.Process(target=_worker, daemon=True,
-                         args=(fn, r, world_size, backend, port, args, results, str(logs[r]),
-                               threads, max(timeout, 30.0)))
+                         args=(fn, r, world_size, backend, port, args, kwargs, results,
+                               str(logs[r]), threads, max(timeout, 30.0)))
              for r in range(world_size)]
     for p in procs:
         p.start()
@@ -206,9 +256,7 @@ def launch(fn: Callable[..., Any], world_size: int, *args: Any, backend: str = "
                 try:  # its report may still be on its way
                     status, rank, data = results.get(timeout=1.0)
                 except queue.Empty:  # died without a word: segfault, os._exit, killed
-                    r = dead[0]
-                    raise WorkerError(r, f"process exited with code {procs[r].exitcode} "
-                                         "without a Python traceback", read_log(r)) from None
+                    raise _silent_death(dead[0], procs[dead[0]].exitcode, logs[dead[0]]) from None
             if status == "error":
                 rank, data = _root_cause(rank, data, results, procs, out)
                 raise WorkerError(rank, data, read_log(rank))

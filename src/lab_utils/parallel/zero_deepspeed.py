@@ -22,20 +22,34 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from lab_utils.dist import rank_device, require_divisible
 from lab_utils.measure import storage_key, time_it, training_state_bytes, unique_storage_bytes
-from lab_utils.parallel.zero_stages import make_batch, make_model
+from lab_utils.parallel.task import local_batch, make_model
+from lab_utils.record import RunRecord
 
 
-def _quiet_deepspeed(cuda: bool | None = None) -> None:
-    """Choose DeepSpeed's accelerator (CUDA only when this process has its own GPU) and quiet its logs."""
-    if cuda is None:
-        cuda = torch.cuda.is_available()
-    os.environ.setdefault("DS_ACCELERATOR", "cuda" if cuda else "cpu")
+def use_accelerator(cuda: bool) -> str:
+    """Point DeepSpeed at the CUDA or the CPU accelerator for this run, and quiet its logs.
+
+    DeepSpeed reads ``DS_ACCELERATOR`` once and caches its choice in a module global, so a
+    ``setdefault`` would let one run's choice leak into every later run in the same kernel
+    (a CUDA cell followed by a gloo/CPU run). Both are set here, every time. Returns the name.
+    """
+    name = "cuda" if cuda else "cpu"
+    os.environ["DS_ACCELERATOR"] = name
     # DeepSpeed still calls the collectives torch 2.14 renamed; its warnings are not ours to fix
     warnings.filterwarnings("ignore", message=r"`torch.distributed.\w+` is deprecated", category=FutureWarning)
+    from deepspeed.accelerator import get_accelerator, set_accelerator
     from deepspeed.utils import logger
 
     logger.setLevel(logging.WARNING)
+    if get_accelerator()._name != name:
+        if cuda:
+            from deepspeed.accelerator.cuda_accelerator import CUDA_Accelerator as Accelerator
+        else:
+            from deepspeed.accelerator.cpu_accelerator import CPU_Accelerator as Accelerator
+        set_accelerator(Accelerator())
+    return get_accelerator()._name
 
 
 def deepspeed_config(stage: int, micro_batch: int, lr: float, offload: bool = False) -> dict:
@@ -88,45 +102,52 @@ def deepspeed_state_bytes(engine) -> dict[str, int]:
             "optimizer_states": states}
 
 
-def train_deepspeed(stage: int, sizes: tuple[int, ...], steps: int, global_batch: int,
-                    lr: float = 1e-2, seed: int = 0, offload: bool = False) -> dict:
-    """Train a fresh :func:`make_model` with DeepSpeed ZeRO ``stage`` in an initialised process group."""
-    _quiet_deepspeed(cuda=dist.get_backend() == "nccl")  # gloo ranks run DeepSpeed's CPU accelerator
+def train_deepspeed(rank: int, world_size: int, stage: int, sizes: tuple[int, ...], steps: int,
+                    global_batch: int, lr: float = 1e-2, seed: int = 0, offload: bool = False) -> RunRecord:
+    """Train a fresh :func:`~lab_utils.parallel.task.make_model` with DeepSpeed ZeRO ``stage`` on this
+    rank's slice of every global batch, inside an initialised process group."""
+    device = rank_device()
+    use_accelerator(cuda=device.type == "cuda")  # gloo ranks run DeepSpeed's CPU accelerator
     import deepspeed
 
-    rank, world_size = dist.get_rank(), dist.get_world_size()
-    if global_batch % world_size:
-        raise ValueError(f"global_batch {global_batch} is not divisible by world_size {world_size}")
-    local = global_batch // world_size
-    model = make_model(sizes, seed)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    model = make_model(sizes, seed, device)
+    local = require_divisible(global_batch, world_size, "global batch")
     engine, *_ = deepspeed.initialize(model=model, model_parameters=model.parameters(),
                                       config=deepspeed_config(stage, local, lr, offload))
     losses, times = [], []
     for step in range(steps):
-        x, y = make_batch(step, global_batch, sizes, seed)
-        x, y = x[rank * local:(rank + 1) * local], y[rank * local:(rank + 1) * local]
+        x, y = local_batch(step, rank, world_size, global_batch, sizes, seed, engine.device)
         t0 = time.perf_counter()
-        loss = nn.functional.mse_loss(engine(x.to(engine.device)), y.to(engine.device))
+        loss = nn.functional.mse_loss(engine(x), y)
         engine.backward(loss)
         engine.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         times.append(time.perf_counter() - t0)
         logged = loss.detach().clone()
         dist.all_reduce(logged)
         losses.append(logged.item() / world_size)
+    # peak of this rank's GPU during training (the allocator's own count); None on the CPU
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     with deepspeed.zero.GatheredParameters(list(engine.module.parameters()), enabled=stage == 3):
         params = torch.cat([p.detach().float().flatten().cpu() for p in engine.module.parameters()])
-    return {"rank": rank, "stage": stage, "offload": offload, "losses": losses, "params": params,
-            "partition_numel": sum(partition_numels(engine)), "step_times": times,
-            "state_bytes": deepspeed_state_bytes(engine),
-            "optimizer": type(engine.optimizer).__name__,
-            "basic_optimizer": type(getattr(engine.optimizer, "optimizer", engine.optimizer)).__name__}
+    return RunRecord("zero-deepspeed", rank, world_size, device=str(device), backend=dist.get_backend(),
+                     config=dict(stage=stage, sizes=tuple(sizes), steps=steps, global_batch=global_batch,
+                                 lr=lr, seed=seed, offload=offload),
+                     losses=losses, step_times=times, state_bytes=deepspeed_state_bytes(engine), params=params,
+                     extra={"partition_numel": sum(partition_numels(engine)), "peak_cuda_bytes": peak,
+                            "optimizer": type(engine.optimizer).__name__,
+                            "basic_optimizer": type(getattr(engine.optimizer, "optimizer", engine.optimizer)).__name__})
 
 
-def deepspeed_worker(rank: int, world_size: int, stages: tuple[int, ...], sizes: tuple[int, ...],
-                     steps: int, global_batch: int, lr: float = 1e-2, seed: int = 0,
-                     offload: bool = False) -> list[dict]:
-    """Worker for ``lab_utils.dist.launch``: :func:`train_deepspeed` for each of ``stages``."""
-    return [train_deepspeed(s, sizes, steps, global_batch, lr, seed, offload) for s in stages]
+def deepspeed_worker(rank: int, world_size: int, stages: tuple[int, ...] = (0, 1, 2, 3),
+                     sizes: tuple[int, ...] = (64, 127, 127, 16), steps: int = 20, global_batch: int = 32,
+                     lr: float = 1e-2, seed: int = 0, offload: bool = False) -> list[RunRecord]:
+    """Worker for :func:`lab_utils.dist.launch` and ``torchrun -m lab_utils.run deepspeed``:
+    :func:`train_deepspeed` for each of ``stages``."""
+    return [train_deepspeed(rank, world_size, s, sizes, steps, global_batch, lr, seed, offload) for s in stages]
 
 
 def cpu_adam_times(num_params: int, repeats: int = 5, warmup: int = 1, seed: int = 0,
@@ -138,7 +159,7 @@ def cpu_adam_times(num_params: int, repeats: int = 5, warmup: int = 1, seed: int
     """
     if num_params < tensors or tensors < 1:
         raise ValueError(f"need num_params >= tensors >= 1, got num_params={num_params}, tensors={tensors}")
-    _quiet_deepspeed()
+    use_accelerator(cuda=False)  # DeepSpeedCPUAdam is a host-side op
     from deepspeed.ops.adam import DeepSpeedCPUAdam
 
     gen = torch.Generator().manual_seed(seed)

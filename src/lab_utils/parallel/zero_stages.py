@@ -24,8 +24,10 @@ owns partition r = ``flat[r*S:(r+1)*S]``:
   unit's gradients are accumulated they are reduce-scattered and parameters and
   gradients are freed: 3Ψ of communication instead of 2Ψ (Section 7.2.2).
 
-Every collective goes through :class:`CommCounter`, which adds the bytes the way the
-paper counts volume (an all-reduce = reduce-scatter + all-gather = 2x the tensor).
+Every collective goes through :class:`lab_utils.parallel.comm.CommCounter`, which adds the
+bytes the way the paper counts volume (an all-reduce = reduce-scatter + all-gather = 2x the
+tensor) and what a ring implementation sends per rank. Every tensor is created on the rank's
+device (:func:`lab_utils.dist.rank_device`: ``cuda:LOCAL_RANK`` under NCCL, the CPU under gloo).
 """
 
 from __future__ import annotations
@@ -37,56 +39,38 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from lab_utils.dist import rank_device
 from lab_utils.measure import training_state_bytes
+from lab_utils.parallel.comm import CommCounter, all_gather_uncounted
+from lab_utils.parallel.task import local_batch, make_model
 from lab_utils.parallel.zero import STAGES
-
-_reduce_scatter = getattr(dist, "reduce_scatter_single", None) or dist.reduce_scatter_tensor
-_all_gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
-
-
-class CommCounter:
-    """Runs collectives and counts their volume in bytes (paper convention, Section 7.1)."""
-
-    def __init__(self) -> None:
-        self.bytes = {"all_reduce": 0, "reduce_scatter": 0, "all_gather": 0}
-
-    def all_reduce(self, t: torch.Tensor) -> None:
-        dist.all_reduce(t)
-        self.bytes["all_reduce"] += 2 * t.numel() * t.element_size()
-
-    def reduce_scatter(self, out: torch.Tensor, full: torch.Tensor) -> None:
-        _reduce_scatter(out, full)
-        self.bytes["reduce_scatter"] += full.numel() * full.element_size()
-
-    def all_gather(self, full: torch.Tensor, part: torch.Tensor) -> None:
-        _all_gather(full, part)
-        self.bytes["all_gather"] += full.numel() * full.element_size()
-
-    @property
-    def total(self) -> int:
-        return sum(self.bytes.values())
+from lab_utils.record import RunRecord
 
 
 def _padded(n: int, world_size: int) -> int:
     return math.ceil(n / world_size) * world_size
 
 
-class _Unit:
-    """Stage 3: one module's parameters as a flat padded buffer, of which this rank keeps a partition."""
+class Stage3Unit:
+    """ZeRO-3's unit (P_p, Section 5.3): one module's parameters as a flat padded buffer, of which this
+    rank keeps only its partition. Gathered before the module's forward and again before its backward,
+    released after each; its gradient is reduce-scattered as soon as it is complete: parameters move
+    twice (all-gather) and gradients once (reduce-scatter) per step, 3Psi (Section 7.2.2)."""
 
-    def __init__(self, module: nn.Module, rank: int, world_size: int, comm: CommCounter) -> None:
+    def __init__(self, module: nn.Module, rank: int, world_size: int, comm: CommCounter,
+                 device: torch.device) -> None:
         self.params = list(module.parameters(recurse=False))
         self.numel = sum(p.numel() for p in self.params)
         self.padded = _padded(self.numel, world_size)
         size = self.padded // world_size
-        self.full = torch.zeros(self.padded)
+        self.full = torch.zeros(self.padded, device=device)
         offset = 0
         for p in self.params:
             self.full[offset:offset + p.numel()].copy_(p.data.flatten())
             p.data = self.full[offset:offset + p.numel()].view_as(p)
             offset += p.numel()
         self.shard = nn.Parameter(self.full[rank * size:(rank + 1) * size].clone())
-        self.shard.grad = torch.zeros(size)
+        self.shard.grad = torch.zeros(size, device=device)
         self.comm, self.world_size, self.ready = comm, world_size, 0
         self.release()
         module.register_forward_pre_hook(lambda m, args: self.gather())
@@ -134,6 +118,7 @@ class ZeroDataParallel:
 
     def __init__(self, model: nn.Module, stage: int, lr: float = 1e-2,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        """``model`` must already be on :func:`lab_utils.dist.rank_device`; every buffer ZeRO adds goes there too."""
         if stage not in STAGES:
             raise ValueError(f"stage must be 0, 1, 2 or 3, got {stage!r}")
         self.params = [p for p in model.parameters() if p.requires_grad]
@@ -142,12 +127,18 @@ class ZeroDataParallel:
         if not (dist.is_available() and dist.is_initialized()):
             raise RuntimeError("ZeroDataParallel needs torch.distributed initialised: run it in a worker "
                                "started by lab_utils.dist.launch(fn, world_size, ...)")
+        self.device = rank_device()
+        misplaced = {str(p.device) for p in self.params} - {str(self.device)}
+        if misplaced:
+            raise ValueError(f"the model's parameters are on {sorted(misplaced)} but this rank computes on "
+                             f"{self.device}: build the model with device=lab_utils.dist.rank_device()")
         self.model, self.stage = model, stage
+        # the process group knows rank and size; ZeRO's partitioning follows it (one source of truth)
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self.numel = sum(p.numel() for p in self.params)
-        self.comm = CommCounter()
+        self.comm = CommCounter(self.world_size)
         if stage == 3:
-            self.units = [_Unit(m, self.rank, self.world_size, self.comm) for m in model.modules()
+            self.units = [Stage3Unit(m, self.rank, self.world_size, self.comm, self.device) for m in model.modules()
                           if any(p.requires_grad for p in m.parameters(recurse=False))]
             self.masters = [u.shard for u in self.units]
             self.padded = sum(u.padded for u in self.units)
@@ -159,8 +150,8 @@ class ZeroDataParallel:
         """Stages 0-2: one flat (padded) parameter buffer; rank r's partition is its r-th slice."""
         n = self.numel if self.stage == 0 else _padded(self.numel, self.world_size)
         self.padded, self.part = n, n // self.world_size
-        self.flat_param = torch.zeros(n)
-        self.flat_grad = torch.zeros(n) if self.stage < 2 else None
+        self.flat_param = torch.zeros(n, device=self.device)
+        self.flat_grad = torch.zeros(n, device=self.device) if self.stage < 2 else None
         self.grad_views = []
         offset = 0
         for p in self.params:
@@ -176,7 +167,7 @@ class ZeroDataParallel:
             master.grad = self.flat_grad
         else:
             master = nn.Parameter(self.flat_param[mine])  # a view: Adam updates flat_param in place
-            master.grad = self.flat_grad[mine] if self.stage == 1 else torch.zeros(self.part)
+            master.grad = self.flat_grad[mine] if self.stage == 1 else torch.zeros(self.part, device=self.device)
         self.masters = [master]
 
     def backward(self, loss: torch.Tensor) -> None:
@@ -194,7 +185,7 @@ class ZeroDataParallel:
             self.comm.all_reduce(self.flat_grad)
             self.flat_grad.div_(self.world_size)
         elif self.stage == 1:
-            reduced = torch.empty(self.part)
+            reduced = torch.empty(self.part, device=self.device)
             self.comm.reduce_scatter(reduced, self.flat_grad)
             master.grad.copy_(reduced).div_(self.world_size)
         elif self.stage == 2:
@@ -221,8 +212,8 @@ class ZeroDataParallel:
         if self.stage == 3:
             for u in self.units:
                 u.full.untyped_storage().resize_(u.padded * u.full.element_size())
-                _all_gather(u.full, u.shard.detach())
-        out = torch.cat([p.detach().flatten() for p in self.params]).clone()
+                all_gather_uncounted(u.full, u.shard.detach())
+        out = torch.cat([p.detach().flatten() for p in self.params]).cpu()
         if self.stage == 3:
             for u in self.units:
                 u.release()
@@ -233,84 +224,43 @@ class ZeroDataParallel:
         return training_state_bytes(list(self.model.parameters()) + self.masters, self.optimizer).as_dict()
 
 
-# ---------------------------------------------------------------- a tiny task
-def make_model(sizes: tuple[int, ...] = (16, 32, 32, 4), seed: int = 0) -> nn.Sequential:
-    """An MLP ``Linear-Tanh-...-Linear`` with deterministic initial weights."""
-    if len(sizes) < 2 or min(sizes) < 1:
-        raise ValueError(f"sizes must list >= 2 positive layer widths, got {sizes}")
-    torch.manual_seed(seed)
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(nn.Tanh())
-    return nn.Sequential(*layers)
-
-
-def make_batch(step: int, global_batch: int, sizes: tuple[int, ...], seed: int = 0
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batch ``step`` of a fixed regression task ``y = sin(x W)``; identical on every rank."""
-    w = torch.randn(sizes[0], sizes[-1], generator=torch.Generator().manual_seed(seed))
-    x = torch.randn(global_batch, sizes[0], generator=torch.Generator().manual_seed(seed + 1 + step))
-    return x, torch.sin(x @ w)
-
-
-def train_single(sizes: tuple[int, ...], steps: int, global_batch: int, lr: float = 1e-2,
-                 seed: int = 0) -> dict:
-    """The baseline: one process, ``torch.optim.Adam`` on the whole global batch."""
-    model = make_model(sizes, seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, foreach=False)
-    losses = []
-    for step in range(steps):
-        x, y = make_batch(step, global_batch, sizes, seed)
-        loss = nn.functional.mse_loss(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    params = torch.cat([p.detach().flatten() for p in model.parameters()])
-    return {"losses": losses, "params": params, "num_params": params.numel()}
-
-
-def train_worker(rank: int, world_size: int, stage: int, sizes: tuple[int, ...], steps: int,
-                 global_batch: int, lr: float = 1e-2, seed: int = 0) -> dict:
-    """Worker for ``lab_utils.dist.launch``: ZeRO ``stage`` training on this rank's share of each batch.
-
-    Returns the global loss per step, the final parameters, the measured state bytes,
-    the counted communication bytes per step, and the step times.
-    """
-    return train_zero(stage, sizes, steps, global_batch, lr, seed)
-
-
-def train_stages_worker(rank: int, world_size: int, stages: tuple[int, ...], sizes: tuple[int, ...],
-                        steps: int, global_batch: int, lr: float = 1e-2, seed: int = 0) -> list[dict]:
-    """Worker: :func:`train_worker` for each of ``stages`` in turn (one launch, one process group)."""
-    return [train_zero(stage, sizes, steps, global_batch, lr, seed) for stage in stages]
-
-
-def train_zero(stage: int, sizes: tuple[int, ...], steps: int, global_batch: int,
-               lr: float = 1e-2, seed: int = 0) -> dict:
-    """Train a fresh :func:`make_model` with ZeRO ``stage`` inside an initialised process group."""
-    rank, world_size = dist.get_rank(), dist.get_world_size()
-    if global_batch % world_size:
-        raise ValueError(f"global_batch {global_batch} is not divisible by world_size {world_size}")
-    model = make_model(sizes, seed)
+# ------------------------------------------------------------ training runs
+def train_zero(rank: int, world_size: int, stage: int, sizes: tuple[int, ...], steps: int,
+               global_batch: int, lr: float = 1e-2, seed: int = 0) -> RunRecord:
+    """Train a fresh :func:`~lab_utils.parallel.task.make_model` with ZeRO ``stage`` on this rank's
+    slice of every global batch, inside an initialised process group."""
+    device = rank_device()
+    model = make_model(sizes, seed, device)
     zero = ZeroDataParallel(model, stage, lr=lr)
-    local = global_batch // world_size
     losses, times = [], []
     for step in range(steps):
-        x, y = make_batch(step, global_batch, sizes, seed)
-        x, y = x[rank * local:(rank + 1) * local], y[rank * local:(rank + 1) * local]
+        x, y = local_batch(step, rank, world_size, global_batch, sizes, seed, device)
         t0 = time.perf_counter()
         loss = nn.functional.mse_loss(model(x), y)
         zero.backward(loss)
         zero.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         times.append(time.perf_counter() - t0)
         logged = loss.detach().clone()
         dist.all_reduce(logged)  # for the log only, not counted
         losses.append(logged.item() / world_size)
-    return {"rank": rank, "stage": stage, "losses": losses, "params": zero.full_parameters(),
-            "state_bytes": zero.state_bytes(), "comm_bytes_per_step": zero.comm.total / steps,
-            "comm_bytes": {k: v / steps for k, v in zero.comm.bytes.items()},
-            "num_params": zero.numel, "padded_params": zero.padded,
-            "optimizer_tensors": len(zero.masters), "step_times": times}
+    volume, ring = zero.comm.per_step(steps)
+    return RunRecord("zero-reference", rank, world_size, device=str(device), backend=dist.get_backend(),
+                     config=dict(stage=stage, sizes=tuple(sizes), steps=steps, global_batch=global_batch,
+                                 lr=lr, seed=seed),
+                     losses=losses, step_times=times, state_bytes=zero.state_bytes(), comm_bytes=volume,
+                     comm_ring_bytes=ring, params=zero.full_parameters(),
+                     extra={"num_params": zero.numel, "padded_params": zero.padded,
+                            "optimizer_tensors": len(zero.masters)})
+
+
+def zero_worker(rank: int, world_size: int, stages: tuple[int, ...] = STAGES,
+                sizes: tuple[int, ...] = (64, 127, 127, 16), steps: int = 20, global_batch: int = 32,
+                lr: float = 1e-2, seed: int = 0) -> list[RunRecord]:
+    """Worker for :func:`lab_utils.dist.launch` and ``torchrun -m lab_utils.run zero``:
+    :func:`train_zero` for each of ``stages`` in turn (one process group for all)."""
+    bad = [s for s in stages if s not in STAGES]
+    if bad:
+        raise ValueError(f"stages must be among {STAGES}, got {bad}")
+    return [train_zero(rank, world_size, stage, sizes, steps, global_batch, lr, seed) for stage in stages]

@@ -1,0 +1,64 @@
+"""The small regression task every parallel reference trains, identical on every rank and device.
+
+Batches are drawn on the CPU from fixed generators and then moved to the rank's device, so a
+GPU run sees exactly the numbers a CPU run sees; each rank takes its slice of the global batch
+with :func:`lab_utils.dist.shard_range`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lab_utils.dist import require_divisible, shard_range
+from lab_utils.record import RunRecord
+
+
+def make_model(sizes: tuple[int, ...] = (16, 32, 32, 4), seed: int = 0,
+               device: torch.device | str = "cpu") -> nn.Sequential:
+    """An MLP ``Linear-Tanh-...-Linear`` with deterministic initial weights, placed on ``device``."""
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"sizes must list >= 2 positive layer widths, got {sizes}")
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.Tanh())
+    return nn.Sequential(*layers).to(device)
+
+
+def make_batch(step: int, global_batch: int, sizes: tuple[int, ...], seed: int = 0,
+               device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch ``step`` of a fixed regression task ``y = sin(x W)``; identical on every rank."""
+    w = torch.randn(sizes[0], sizes[-1], generator=torch.Generator().manual_seed(seed))
+    x = torch.randn(global_batch, sizes[0], generator=torch.Generator().manual_seed(seed + 1 + step))
+    return x.to(device), torch.sin(x @ w).to(device)
+
+
+def local_batch(step: int, rank: int, world_size: int, global_batch: int, sizes: tuple[int, ...],
+                seed: int = 0, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's equal slice of global batch ``step`` (the global batch must split evenly)."""
+    require_divisible(global_batch, world_size, "global batch")
+    start, end = shard_range(global_batch, rank, world_size)
+    x, y = make_batch(step, global_batch, sizes, seed)
+    return x[start:end].to(device), y[start:end].to(device)
+
+
+def train_single(sizes: tuple[int, ...], steps: int, global_batch: int, lr: float = 1e-2,
+                 seed: int = 0, device: torch.device | str = "cpu") -> RunRecord:
+    """The baseline: one process, ``torch.optim.Adam`` on the whole global batch."""
+    model = make_model(sizes, seed, device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, foreach=False)
+    losses = []
+    for step in range(steps):
+        x, y = make_batch(step, global_batch, sizes, seed, device)
+        loss = nn.functional.mse_loss(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    params = torch.cat([p.detach().flatten() for p in model.parameters()]).cpu()
+    return RunRecord("single-process Adam", rank=0, world_size=1, device=str(torch.device(device)),
+                     config=dict(sizes=tuple(sizes), steps=steps, global_batch=global_batch, lr=lr, seed=seed),
+                     losses=losses, params=params, extra={"num_params": params.numel()})
