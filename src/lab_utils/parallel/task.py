@@ -13,10 +13,20 @@ from torch import nn
 from lab_utils.dist import require_divisible, shard_range
 from lab_utils.record import RunRecord
 
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {name!r}")
+    return DTYPES[name]
+
 
 def make_model(sizes: tuple[int, ...] = (16, 32, 32, 4), seed: int = 0,
-               device: torch.device | str = "cpu") -> nn.Sequential:
-    """An MLP ``Linear-Tanh-...-Linear`` with deterministic initial weights, placed on ``device``."""
+               device: torch.device | str = "cpu", dtype: str = "float32") -> nn.Sequential:
+    """An MLP ``Linear-Tanh-...-Linear`` with deterministic initial weights, placed on ``device``.
+
+    The weights are drawn in fp32 and then cast, so a ``float64`` model starts from the same point."""
     if len(sizes) < 2 or min(sizes) < 1:
         raise ValueError(f"sizes must list >= 2 positive layer widths, got {sizes}")
     torch.manual_seed(seed)
@@ -25,34 +35,36 @@ def make_model(sizes: tuple[int, ...] = (16, 32, 32, 4), seed: int = 0,
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
             layers.append(nn.Tanh())
-    return nn.Sequential(*layers).to(device)
+    return nn.Sequential(*layers).to(device=device, dtype=_dtype(dtype))
 
 
 def make_batch(step: int, global_batch: int, sizes: tuple[int, ...], seed: int = 0,
-               device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+               device: torch.device | str = "cpu", dtype: str = "float32") -> tuple[torch.Tensor, torch.Tensor]:
     """Batch ``step`` of a fixed regression task ``y = sin(x W)``; identical on every rank."""
     w = torch.randn(sizes[0], sizes[-1], generator=torch.Generator().manual_seed(seed))
     x = torch.randn(global_batch, sizes[0], generator=torch.Generator().manual_seed(seed + 1 + step))
-    return x.to(device), torch.sin(x @ w).to(device)
+    like = dict(device=device, dtype=_dtype(dtype))
+    return x.to(**like), torch.sin(x @ w).to(**like)
 
 
 def local_batch(step: int, rank: int, world_size: int, global_batch: int, sizes: tuple[int, ...],
-                seed: int = 0, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+                seed: int = 0, device: torch.device | str = "cpu", dtype: str = "float32"
+                ) -> tuple[torch.Tensor, torch.Tensor]:
     """This rank's equal slice of global batch ``step`` (the global batch must split evenly)."""
     require_divisible(global_batch, world_size, "global batch")
     start, end = shard_range(global_batch, rank, world_size)
-    x, y = make_batch(step, global_batch, sizes, seed)
-    return x[start:end].to(device), y[start:end].to(device)
+    x, y = make_batch(step, global_batch, sizes, seed, device, dtype)
+    return x[start:end], y[start:end]
 
 
 def train_single(sizes: tuple[int, ...], steps: int, global_batch: int, lr: float = 1e-2,
-                 seed: int = 0, device: torch.device | str = "cpu") -> RunRecord:
+                 seed: int = 0, device: torch.device | str = "cpu", dtype: str = "float32") -> RunRecord:
     """The baseline: one process, ``torch.optim.Adam`` on the whole global batch."""
-    model = make_model(sizes, seed, device)
+    model = make_model(sizes, seed, device, dtype)
     opt = torch.optim.Adam(model.parameters(), lr=lr, foreach=False)
     losses = []
     for step in range(steps):
-        x, y = make_batch(step, global_batch, sizes, seed, device)
+        x, y = make_batch(step, global_batch, sizes, seed, device, dtype)
         loss = nn.functional.mse_loss(model(x), y)
         opt.zero_grad()
         loss.backward()
@@ -60,5 +72,6 @@ def train_single(sizes: tuple[int, ...], steps: int, global_batch: int, lr: floa
         losses.append(loss.item())
     params = torch.cat([p.detach().flatten() for p in model.parameters()]).cpu()
     return RunRecord("single-process Adam", rank=0, world_size=1, device=str(torch.device(device)),
-                     config=dict(sizes=tuple(sizes), steps=steps, global_batch=global_batch, lr=lr, seed=seed),
+                     config=dict(sizes=tuple(sizes), steps=steps, global_batch=global_batch, lr=lr, seed=seed,
+                                 dtype=dtype),
                      losses=losses, params=params, extra={"num_params": params.numel()})

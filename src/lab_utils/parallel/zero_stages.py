@@ -58,19 +58,19 @@ class Stage3Unit:
     twice (all-gather) and gradients once (reduce-scatter) per step, 3Psi (Section 7.2.2)."""
 
     def __init__(self, module: nn.Module, rank: int, world_size: int, comm: CommCounter,
-                 device: torch.device) -> None:
+                 like: dict) -> None:
         self.params = list(module.parameters(recurse=False))
         self.numel = sum(p.numel() for p in self.params)
         self.padded = _padded(self.numel, world_size)
         size = self.padded // world_size
-        self.full = torch.zeros(self.padded, device=device)
+        self.full = torch.zeros(self.padded, **like)  # like = the rank's device and the model's dtype
         offset = 0
         for p in self.params:
             self.full[offset:offset + p.numel()].copy_(p.data.flatten())
             p.data = self.full[offset:offset + p.numel()].view_as(p)
             offset += p.numel()
         self.shard = nn.Parameter(self.full[rank * size:(rank + 1) * size].clone())
-        self.shard.grad = torch.zeros(size, device=device)
+        self.shard.grad = torch.zeros(size, **like)
         self.comm, self.world_size, self.ready = comm, world_size, 0
         self.release()
         module.register_forward_pre_hook(lambda m, args: self.gather())
@@ -128,6 +128,7 @@ class ZeroDataParallel:
             raise RuntimeError("ZeroDataParallel needs torch.distributed initialised: run it in a worker "
                                "started by lab_utils.dist.launch(fn, world_size, ...)")
         self.device = rank_device()
+        self.like = {"device": self.device, "dtype": self.params[0].dtype}  # every buffer ZeRO adds
         misplaced = {str(p.device) for p in self.params} - {str(self.device)}
         if misplaced:
             raise ValueError(f"the model's parameters are on {sorted(misplaced)} but this rank computes on "
@@ -138,7 +139,7 @@ class ZeroDataParallel:
         self.numel = sum(p.numel() for p in self.params)
         self.comm = CommCounter(self.world_size)
         if stage == 3:
-            self.units = [Stage3Unit(m, self.rank, self.world_size, self.comm, self.device) for m in model.modules()
+            self.units = [Stage3Unit(m, self.rank, self.world_size, self.comm, self.like) for m in model.modules()
                           if any(p.requires_grad for p in m.parameters(recurse=False))]
             self.masters = [u.shard for u in self.units]
             self.padded = sum(u.padded for u in self.units)
@@ -150,8 +151,8 @@ class ZeroDataParallel:
         """Stages 0-2: one flat (padded) parameter buffer; rank r's partition is its r-th slice."""
         n = self.numel if self.stage == 0 else _padded(self.numel, self.world_size)
         self.padded, self.part = n, n // self.world_size
-        self.flat_param = torch.zeros(n, device=self.device)
-        self.flat_grad = torch.zeros(n, device=self.device) if self.stage < 2 else None
+        self.flat_param = torch.zeros(n, **self.like)
+        self.flat_grad = torch.zeros(n, **self.like) if self.stage < 2 else None
         self.grad_views = []
         offset = 0
         for p in self.params:
@@ -167,7 +168,7 @@ class ZeroDataParallel:
             master.grad = self.flat_grad
         else:
             master = nn.Parameter(self.flat_param[mine])  # a view: Adam updates flat_param in place
-            master.grad = self.flat_grad[mine] if self.stage == 1 else torch.zeros(self.part, device=self.device)
+            master.grad = self.flat_grad[mine] if self.stage == 1 else torch.zeros(self.part, **self.like)
         self.masters = [master]
 
     def backward(self, loss: torch.Tensor) -> None:
@@ -185,7 +186,7 @@ class ZeroDataParallel:
             self.comm.all_reduce(self.flat_grad)
             self.flat_grad.div_(self.world_size)
         elif self.stage == 1:
-            reduced = torch.empty(self.part, device=self.device)
+            reduced = torch.empty(self.part, **self.like)
             self.comm.reduce_scatter(reduced, self.flat_grad)
             master.grad.copy_(reduced).div_(self.world_size)
         elif self.stage == 2:
@@ -226,15 +227,15 @@ class ZeroDataParallel:
 
 # ------------------------------------------------------------ training runs
 def train_zero(rank: int, world_size: int, stage: int, sizes: tuple[int, ...], steps: int,
-               global_batch: int, lr: float = 1e-2, seed: int = 0) -> RunRecord:
+               global_batch: int, lr: float = 1e-2, seed: int = 0, dtype: str = "float32") -> RunRecord:
     """Train a fresh :func:`~lab_utils.parallel.task.make_model` with ZeRO ``stage`` on this rank's
     slice of every global batch, inside an initialised process group."""
     device = rank_device()
-    model = make_model(sizes, seed, device)
+    model = make_model(sizes, seed, device, dtype)
     zero = ZeroDataParallel(model, stage, lr=lr)
     losses, times = [], []
     for step in range(steps):
-        x, y = local_batch(step, rank, world_size, global_batch, sizes, seed, device)
+        x, y = local_batch(step, rank, world_size, global_batch, sizes, seed, device, dtype)
         t0 = time.perf_counter()
         loss = nn.functional.mse_loss(model(x), y)
         zero.backward(loss)
@@ -248,7 +249,7 @@ def train_zero(rank: int, world_size: int, stage: int, sizes: tuple[int, ...], s
     volume, ring = zero.comm.per_step(steps)
     return RunRecord("zero-reference", rank, world_size, device=str(device), backend=dist.get_backend(),
                      config=dict(stage=stage, sizes=tuple(sizes), steps=steps, global_batch=global_batch,
-                                 lr=lr, seed=seed),
+                                 lr=lr, seed=seed, dtype=dtype),
                      losses=losses, step_times=times, state_bytes=zero.state_bytes(), comm_bytes=volume,
                      comm_ring_bytes=ring, params=zero.full_parameters(),
                      extra={"num_params": zero.numel, "padded_params": zero.padded,
@@ -257,10 +258,10 @@ def train_zero(rank: int, world_size: int, stage: int, sizes: tuple[int, ...], s
 
 def zero_worker(rank: int, world_size: int, stages: tuple[int, ...] = STAGES,
                 sizes: tuple[int, ...] = (64, 127, 127, 16), steps: int = 20, global_batch: int = 32,
-                lr: float = 1e-2, seed: int = 0) -> list[RunRecord]:
+                lr: float = 1e-2, seed: int = 0, dtype: str = "float32") -> list[RunRecord]:
     """Worker for :func:`lab_utils.dist.launch` and ``torchrun -m lab_utils.run zero``:
     :func:`train_zero` for each of ``stages`` in turn (one process group for all)."""
     bad = [s for s in stages if s not in STAGES]
     if bad:
         raise ValueError(f"stages must be among {STAGES}, got {bad}")
-    return [train_zero(rank, world_size, stage, sizes, steps, global_batch, lr, seed) for stage in stages]
+    return [train_zero(rank, world_size, stage, sizes, steps, global_batch, lr, seed, dtype) for stage in stages]
