@@ -10,14 +10,28 @@ LAB_MASTERS := $(shell find labs -maxdepth 2 -name '*.ipynb' | sort)
 # make test runs everything at CI scale (tiny sizes, stable outputs); make book at the detected scale.
 # TQDM_DISABLE: progress bars are for people at a keyboard; in a built page tqdm.auto widgets would
 # need JavaScript from a CDN, which the offline site must not load.
-TEST_ENV := CI=true LAB_SCALE=ci PYTHONHASHSEED=0 MPLBACKEND=agg TQDM_DISABLE=1
+TEST_ENV := CI=true LAB_SCALE=ci PYTHONHASHSEED=0 TQDM_DISABLE=1
+# Plain pytest (unit tests, lab proofs, browser test) draws off-screen: agg.
+UNIT_ENV := $(TEST_ENV) MPLBACKEND=agg
+# Jupyter kernels (nbval, the site build) must keep ipykernel's inline backend, which puts each figure
+# into its cell's outputs as image/png: no MPLBACKEND, whatever the caller's environment holds.
+KERNEL_ENV := env -u MPLBACKEND $(TEST_ENV)
+# One jupyter-cache per scale profile (scripts/book_config.py): jupyter-cache keys an execution by the
+# code alone, so a CI-scale execution must never be served as the book. nbval records its executions
+# of book/ into the ci one (tests/nbval_record.py), and the site build of make test reads them from
+# there: each notebook is executed once per test run.
+CACHE_DIR := _build/.jupyter_cache
+# the scale _build/html was built at, for the browser test (it compares figures with that cache)
+HTML_SCALE := _build/config/html_scale
 
 .PHONY: help install book test lint unit nbval labs labs-check site site-test browser-deps lab grade lock clean
 
 help:
-	@echo "make book   - install (into $(VENV)), execute every chapter, build the site into _build/html"
+	@echo "make book   - install (into $(VENV)), execute every chapter at the detected scale (LAB_SCALE"
+	@echo "              overrides; one jupyter-cache per scale), build the site into _build/html"
 	@echo "make test   - install, then lint, unit tests, nbval over every notebook, lab grader checks,"
-	@echo "              the site build (warnings are errors) and the browser test of the site"
+	@echo "              the site build (warnings are errors; chapters come from nbval's executions)"
+	@echo "              and the browser test of the site; ends with a table of each stage's time"
 	@echo "make labs   - build student notebooks and autograder bundles into labs/*/dist"
 	@echo "make lab    - open JupyterLab"
 	@echo "make grade LAB=labs/NN-topic SUBMISSIONS=folder [OUT=gradebook.csv] - grade a folder of submissions"
@@ -33,8 +47,14 @@ $(STAMP): requirements.txt requirements-nodeps.txt constraints.txt pyproject.tom
 
 install: $(STAMP)
 
+# The scale lab_utils detects (LAB_SCALE overrides), its own cache, a fresh Sphinx environment
+# (--all: pages of another scale's build must not survive; cached chapters are only re-rendered).
 book: $(STAMP)
-	TQDM_DISABLE=1 $(BIN)/jupyter-book build . --keep-going
+	@rm -f $(HTML_SCALE); scale=$$($(BIN)/python -c "from lab_utils.device import detect_scale; print(detect_scale().name)") && \
+	cfg=$$($(BIN)/python scripts/book_config.py $$scale) && \
+	echo "make book: scale profile '$$scale', jupyter-cache $(CACHE_DIR)/$$scale, config $$cfg" && \
+	env -u MPLBACKEND LAB_SCALE=$$scale TQDM_DISABLE=1 $(BIN)/jupyter-book build . --config $$cfg --all --keep-going && \
+	echo $$scale > $(HTML_SCALE)
 	@echo
 	@echo "The book is built: open $(CURDIR)/_build/html/index.html"
 
@@ -42,37 +62,46 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 unit: $(STAMP)
-	$(TEST_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=600 -m "not browser" \
+	$(UNIT_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=600 -m "not browser" \
 		--ignore=tests/test_labs.py tests
 
+# nbval checks every notebook; tests/nbval_record.py writes each chapter it ran cleanly, outputs and
+# figures included, into the ci jupyter-cache, so the site build that follows executes nothing.
 nbval: $(STAMP)
-	$(TEST_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+	$(KERNEL_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider -p tests.nbval_record \
+		--nbval-record-cache $(CACHE_DIR)/ci --nbval-record-under book \
+		--nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg --timeout=900 $(NOTEBOOKS) $(LAB_MASTERS)
 
 labs: $(STAMP)
 	$(BIN)/python -m lab_utils.grading build labs
 
 labs-check: $(STAMP)
-	$(TEST_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=1200 tests/test_labs.py
+	$(UNIT_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=1200 tests/test_labs.py
 
+# The site at CI scale from the ci cache; chapters nbval did not record are executed here. Under
+# make test (SITE_FROM_NBVAL=1) executing any chapter is an error: nbval has just run them all.
 site: $(STAMP)
-	$(TEST_ENV) $(BIN)/jupyter-book build . -W --keep-going
+	@mkdir -p _build; rm -f $(HTML_SCALE)
+	set -o pipefail; cfg=$$($(BIN)/python scripts/book_config.py ci) && \
+	$(KERNEL_ENV) $(BIN)/jupyter-book build . --config $$cfg --all -W --keep-going 2>&1 | tee _build/site.log && \
+	echo ci > $(HTML_SCALE)
+	@cached=$$(grep -c "Using cached notebook" _build/site.log); executed=$$(grep -c "Executing notebook" _build/site.log); \
+	echo "make site: $$cached chapter(s) from $(CACHE_DIR)/ci, $$executed executed by the build"; \
+	if [ -n "$(SITE_FROM_NBVAL)" ] && [ "$$executed" != 0 ]; then \
+		echo "make site: nbval ran just before, so every chapter should have come from its recorded executions"; \
+		echo "  (see 'NOT recorded' in the nbval log, and tests/nbval_record.py)"; exit 1; fi
 
 browser-deps:
 	@test -x /usr/bin/chromium || { echo "installing Debian's chromium for the browser test"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; }
 
 site-test: $(STAMP) browser-deps
-	$(TEST_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider -m browser tests
+	$(UNIT_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider -m browser tests
 
-test: $(STAMP)
-	$(MAKE) lint
-	$(MAKE) unit
-	$(MAKE) nbval
-	$(MAKE) labs-check
-	$(MAKE) site
-	$(MAKE) site-test
-	@echo "make test: all checks passed"
+# Each stage timed; a table at the end, also when a stage fails (make test then exits non-zero).
+test:
+	@SITE_FROM_NBVAL=1 bash scripts/timed_stages.sh "$(MAKE)" install lint unit nbval labs-check site site-test
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab

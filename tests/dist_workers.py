@@ -41,3 +41,28 @@ def echo_kwargs(rank: int, world_size: int, base: int, *, scale: int = 1, label:
     dist.all_reduce(t)
     return {"rank": rank, "world_size": world_size, "sum": t.item(), "label": label, "device": str(dev),
             "tensor_device": str(t.device)}
+
+
+def traced_collectives(rank: int, world_size: int) -> dict:
+    """Counts of lab_utils.parallel.comm_trace for known collectives (tests/test_sharded.py)."""
+    from lab_utils.parallel.comm_trace import trace_collectives
+
+    t = torch.ones(10)
+    full = torch.zeros(10 * world_size)
+    with trace_collectives() as trace:
+        dist.all_reduce(t)
+        dist.all_gather_into_tensor(full, t)  # deprecated name forwarding to all_gather_single: counted once
+        dist.reduce_scatter_tensor(t, full)
+        dist.broadcast(t, src=0)
+        dist.reduce(t, dst=0)
+        with trace.pause():
+            dist.all_reduce(t)
+    dist.all_reduce(t)  # after the block: not counted
+    return {"bytes": trace.bytes, "ring": trace.ring_bytes, "calls": trace.calls}
+
+
+def sharded_and_traced(rank: int, world_size: int, **options) -> tuple:
+    """One process group for tests/test_sharded.py: every CPU variant, then the tracer's own check."""
+    from lab_utils.parallel.sharded import sharded_worker
+
+    return sharded_worker(rank, world_size, **options), traced_collectives(rank, world_size)

@@ -9,17 +9,20 @@ from lab_utils.fitting.checkpointing import (
     activation_memory_estimate,
     budgeted_segments,
     checkpoint_sequential_segments,
+    depths_that_fit,
     even_segments,
     feature_map_bytes,
     mlp_stack,
+    mlp_step_bytes,
     recompute_schedule,
     search_budget,
+    sqrt_n_bounds,
     sqrt_n_checkpointed,
     sqrt_n_segments,
     validate_segments,
 )
-from lab_utils.measure import saved_activation_bytes
 from lab_utils.fitting.nin import nin_cifar10
+from lab_utils.measure import live_feature_map_bytes, saved_activation_bytes
 
 
 def _grads(model, layers, x):
@@ -81,7 +84,7 @@ def test_measured_saved_bytes_fall_as_predicted(depth):
     assert plain.activations == sum(sizes)  # every feature map is kept
     assert sqrt_n.activations == activation_memory_estimate(sizes, sqrt_n_segments(depth)).stored
     assert lib.activations == activation_memory_estimate(sizes, ck + rest, [True] * len(ck) + [False]).stored
-    assert sqrt_n.activations <= 2.5 * math.sqrt(depth) / depth * plain.activations
+    assert sqrt_n.activations <= sqrt_n_bounds(depth, sizes[1])[0]
     assert sqrt_n.activations < lib.activations < plain.activations
 
 
@@ -149,3 +152,97 @@ def test_bad_inputs_raise_clear_errors():
         budgeted_segments([1, 1, 1], -1)
     with pytest.raises(ValueError, match="candidate split points"):
         budgeted_segments([1, 1, 1], 0, candidates=[5])
+
+
+def _measured(layers, x, segments):
+    """(stored, backward peak) bytes of feature maps of one training step with ``segments``."""
+    model = CheckpointedSequential(layers, segments)
+    with saved_activation_bytes(layers) as saved:
+        loss = model(x).sum()
+    del loss
+    with live_feature_map_bytes(layers) as live:
+        model(x).sum().backward()
+    return saved.activations, live.peak
+
+
+def test_sqrt_n_bounds_hold_for_every_depth():
+    for n in range(1, 401):
+        est = activation_memory_estimate([1] * (n + 1), sqrt_n_segments(n))
+        stored, peak = sqrt_n_bounds(n, 1)
+        assert est.stored <= stored and est.peak <= peak, n
+
+
+@pytest.mark.parametrize("depth", [16, 32])
+def test_measured_backward_peak_matches_the_estimate(depth):
+    layers, x = mlp_stack(depth, 32, seed=depth), torch.randn(8, 32)
+    sizes = feature_map_bytes(layers, x)
+    k = round(math.sqrt(depth))
+    ck, rest = checkpoint_sequential_segments(depth, k)
+    plans = {"none": ([(0, depth)], [False]), "every layer": (even_segments(depth, depth), None),
+             "sqrt(n)": (sqrt_n_segments(depth), None), "lib": (ck + rest, [True] * len(ck) + [False])}
+    for name, (segs, flags) in plans.items():
+        model = CheckpointedSequential(layers, segs, flags) if name != "lib" else CheckpointSequential(layers, k)
+        with live_feature_map_bytes(layers) as live:
+            model(x).sum().backward()
+        est = activation_memory_estimate(sizes, segs, flags)
+        # Eq. 1 charges every stored input during every recomputation: an upper bound, reached when
+        # the last segment is a largest one (it is recomputed while all inputs are still stored)
+        assert live.peak <= est.peak, name
+        if name != "lib":  # the library's plain last chunk is freed before any recomputation
+            assert live.peak >= est.peak - sizes[1], name
+    stored, peak = _measured(layers, x, sqrt_n_segments(depth))
+    bound_stored, bound_peak = sqrt_n_bounds(depth, sizes[1])
+    assert stored <= bound_stored and peak <= bound_peak
+
+
+def test_wrong_numbers_of_segments_break_the_sqrt_n_bounds():
+    n = 64
+    layers, x = mlp_stack(n, 16, seed=0), torch.randn(4, 16)
+    bound_stored, bound_peak = sqrt_n_bounds(n, feature_map_bytes(layers, x)[1])
+    for k in (1, 4, 16, 64):  # one segment, sqrt(n)/2, 2 sqrt(n), one per layer
+        stored, peak = _measured(layers, x, even_segments(n, k))
+        assert stored > bound_stored or peak > bound_peak, f"{k} segments should break a bound"
+    stored, peak = _measured(layers, x, even_segments(n, 8))
+    assert stored <= bound_stored and peak <= bound_peak
+
+
+def test_sweep_is_sized_from_free_memory():
+    depths, width, batch = [8, 16, 32, 64, 128, 256], 4096, 1024
+    assert mlp_step_bytes(256, 4096, 1024) == 4 * (2 * 256 * (4096**2 + 4096) + 259 * 1024 * 4096)
+    assert depths_that_fit(depths, width, batch, 16 * 2**30) == [8, 16, 32, 64]  # a 16 GiB card
+    assert depths_that_fit(depths, width, batch, 140 * 2**30) == depths  # an H200
+    assert depths_that_fit(depths, width, batch, None) == depths  # unknown: keep all
+    # the margin is kept: depth 64 needs about 9 GiB
+    need = mlp_step_bytes(64, width, batch)
+    assert depths_that_fit(depths, width, batch, need, margin=0.0)[-1] == 64
+    assert depths_that_fit(depths, width, batch, need, margin=0.25)[-1] == 32
+    with pytest.raises(ValueError, match="no depth .* fits"):
+        depths_that_fit(depths, width, batch, 2**20)
+    with pytest.raises(ValueError, match="margin"):
+        depths_that_fit(depths, width, batch, 2**40, margin=1.0)
+
+
+def test_mlp_stack_is_built_on_the_device_with_the_same_weights():
+    state = torch.random.get_rng_state()
+    on_cpu = mlp_stack(3, 8, seed=5)
+    assert torch.equal(torch.random.get_rng_state(), state), "the global RNG is left alone"
+    gen = torch.Generator().manual_seed(5)
+    first = torch.nn.init.kaiming_uniform_(torch.empty(8, 8), nonlinearity="relu", generator=gen)
+    assert torch.equal(on_cpu[0][0].weight, first) and not on_cpu[0][0].bias.any()
+    on_meta = mlp_stack(3, 8, seed=5, device="meta")  # no storage at all: nothing built on the host
+    assert all(p.device.type == "meta" for p in on_meta.parameters())
+
+
+def test_schedule_plot_draws_the_simulation():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from lab_utils.plot import schedule_and_memory
+
+    events, live = recompute_schedule(9, sqrt_n_segments(9))
+    fig = schedule_and_memory(events, live, title="n = 9")
+    top, bottom = fig.axes
+    assert len(top.patches) == len(events)
+    assert list(bottom.lines[0].get_ydata()) == live
+    with pytest.raises(ValueError, match="held is empty"):
+        schedule_and_memory(events, [])

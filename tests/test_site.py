@@ -7,22 +7,22 @@ HTTP error or tries to leave localhost (the site must work offline: MathJax, fon
 from `_static/`), any broken image, math that MathJax did not render, a missing title (h1) or a link
 to a file the build did not write. A chapter (a notebook page) must also show executed outputs, its
 run times, what it teaches and a "run on Colab" button, and the search page must find it by a word of
-its title. Pages come from the build's own `searchindex.js`, so new chapters are covered as soon as
+its title. It must show every figure its execution drew: as many images in its cell outputs as the
+executed notebook the build used (the jupyter-cache of the site's scale profile) has image/png outputs,
+and at least one when its code plots (figures lost to MPLBACKEND=agg fail here). Pages come from the build's own `searchindex.js`, so new chapters are covered as soon as
 they are in `_toc.yml`. Screenshots of the landing page and of one chapter go to `_build/screenshots/`.
 
 Run with `make site && make site-test`.
 """
 
-import functools
-import http.server
 import json
 import os
 import re
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
+import nbformat
 import pytest
 import yaml
 
@@ -41,6 +41,14 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 TIMEOUT_MS = 30_000
+# Which scale profile built _build/html (written by `make site` / `make book`), and its jupyter-cache.
+SCALE_MARKER = ROOT / "_build" / "config" / "html_scale"
+CACHE_ROOT = ROOT / "_build" / ".jupyter_cache"
+# Code that draws a figure: matplotlib calls and the book's plot helpers (lab_utils.plot).
+PLOTTING = re.compile(r"\bplt\.|\.plot\(|\bmemory_bars\(|\bgantt\(|\.imshow\(|\.hist\(|\bsubplots\(")
+# What myst-nb renders instead of the PNG when an output carries it too (its HTML render priority).
+ABOVE_PNG = ("application/vnd.jupyter.widget-view+json", "application/javascript", "text/html", "image/svg+xml")
+HIDDEN_OUTPUT_TAGS = {"remove-output", "remove_output", "remove-cell", "remove_cell"}
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 STOPWORDS = {"about", "their", "there", "these", "which", "while", "where", "without", "model", "models"}
 
@@ -117,51 +125,8 @@ def ids(pages: list[Page]) -> list[str]:
 # ---------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="session")
-def site() -> Path:
-    if not (HTML / "index.html").is_file() or not (HTML / "searchindex.js").is_file():
-        pytest.fail(f"no built site in {HTML}: run `make site` first", pytrace=False)
-    return HTML
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
-        pass
-
-
-@pytest.fixture(scope="session")
-def server(site):
-    """`_build/html` on a free localhost port, served from a thread."""
-    handler = functools.partial(_QuietHandler, directory=str(site))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    httpd.server_close()
-
-
-@pytest.fixture(scope="session")
-def browser(server, tmp_path_factory):
-    """A headless Chromium context with a fresh profile directory."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} not found: run `make browser-deps` (installs Debian's chromium)", pytrace=False
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            user_data_dir=str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1280, "height": 900},
-            service_workers="block",
-        )
-        context.set_default_timeout(TIMEOUT_MS)
-        yield context
-        context.close()
+# `site`, `server` and `browser` are in tests/conftest.py: tests/test_calculator_page.py shares them
+# (two Playwright instances cannot run in one process).
 
 
 # ---------------------------------------------------------------- loading a page
@@ -182,6 +147,7 @@ DOM_REPORT = """async () => {
     unrenderedMath: math.filter(m => !m.querySelector('mjx-container')).map(text),
     mathErrors: [...document.querySelectorAll('mjx-merror')].map(m => m.getAttribute('data-mjx-error') || text(m)),
     outputs: main.querySelectorAll('.cell_output').length,
+    figures: main.querySelectorAll('.cell_output img').length,
     errorOutputs: [...main.querySelectorAll('.cell_output .output.traceback, .cell_output .output.error')].map(text),
     links: [...document.querySelectorAll('a[href]')].map(a => a.href),
     text: main.innerText,
@@ -256,6 +222,51 @@ def fail_with(page_name: str, problems: list[str]):
         pytest.fail(f"{page_name}: {len(problems)} problem(s) in the browser:\n  - {listing}", pytrace=False)
 
 
+def site_scale() -> str:
+    """The scale profile `_build/html` was built at (`make site`: ci; `make book`: the detected one)."""
+    if SCALE_MARKER.is_file():
+        return SCALE_MARKER.read_text(encoding="utf8").strip()
+    if os.environ.get("LAB_SCALE"):
+        return os.environ["LAB_SCALE"].strip().lower()
+    pytest.fail(f"{SCALE_MARKER} is missing: build the site with `make site` or `make book`", pytrace=False)
+
+
+def executed_notebook(page: Page) -> nbformat.NotebookNode:
+    """The execution of this chapter the site build used: its match in the scale's jupyter-cache."""
+    from jupyter_cache import get_cache
+
+    scale = site_scale()
+    nb = nbformat.read(ROOT / page.source, as_version=4)
+    cache_dir = CACHE_ROOT / scale
+    if not (cache_dir / "global.db").is_file():
+        pytest.fail(f"no jupyter-cache in {cache_dir} for the {scale}-scale site: run `make site`", pytrace=False)
+    try:
+        _, executed = get_cache(str(cache_dir)).merge_match_into_notebook(nb)
+    except KeyError:
+        pytest.fail(
+            f"{page.source} has no execution in {cache_dir}: its code changed after the site was "
+            "built; run `make site` (or `make book`) again",
+            pytrace=False,
+        )
+    return executed
+
+
+def count_figures(nb: nbformat.NotebookNode) -> tuple[int, int]:
+    """(PNG figures the page should show, code cells whose code plots)."""
+    figures = plotting = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        plotting += bool(PLOTTING.search(cell.source))
+        if HIDDEN_OUTPUT_TAGS & set(cell.metadata.get("tags", [])):
+            continue
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if "image/png" in data and not any(m in data for m in ABOVE_PNG):
+                figures += 1
+    return figures, plotting
+
+
 # ---------------------------------------------------------------- tests
 
 
@@ -307,7 +318,7 @@ def test_page_loads_cleanly(page: Page, browser, server):
 
 
 @pytest.mark.parametrize("page", CHAPTERS or _NO_SITE, ids=ids(CHAPTERS or _NO_SITE))
-def test_chapter_shows_outputs_run_time_and_colab_button(page: Page, browser, server):
+def test_chapter_shows_outputs_figures_run_time_and_colab_button(page: Page, browser, server):
     p, report, problems = visit(browser, server + quote(page.path))
     try:
         if report["outputs"] == 0:
@@ -317,6 +328,17 @@ def test_chapter_shows_outputs_run_time_and_colab_button(page: Page, browser, se
             )
         for err in report["errorOutputs"]:
             problems.append(f"a cell's output is an error: {err}")
+        expected, plotting = count_figures(executed_notebook(page))
+        if plotting and expected == 0:
+            problems.append(
+                f"{plotting} code cell(s) plot, but the execution the site used holds no figure "
+                "(image/png): was it run with MPLBACKEND=agg? Kernels need the inline backend"
+            )
+        if report["figures"] != expected:
+            problems.append(
+                f"shows {report['figures']} figure(s) in its cell outputs, but its execution "
+                f"({site_scale()} scale) drew {expected}"
+            )
         text = report["text"].lower()
         if "what you will learn" not in text:
             problems.append(

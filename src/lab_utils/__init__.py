@@ -10,6 +10,7 @@ The core helpers sit at the top and never import a topic; each part of the book 
 ``record``             the run record every distributed experiment returns
 ``run``                ``torchrun ... -m lab_utils.run <experiment>``: the same experiments, any cluster
 ``plot``               the book's plotting style and shared plots
+``gpu_report``         the last ``make gpu-check`` report, for the chapters' GPU run-time lines
 ``graded``, ``grading``  the graded labs (otter-grader)
 ``fitting``            Part I, fitting large models: memory anatomy, gradient checkpointing
 ``parallel``           Part II, scaling out: ZeRO (reference and DeepSpeed), sharded DP, pipelines

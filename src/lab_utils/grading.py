@@ -250,7 +250,9 @@ def prove_grader(lab_dir: str | Path, timeout: float | None = None, jobs: int = 
             if q in cells:
                 _variant(solution, subs / f"c-wrong-{q}-{name}", replace={cells[q]: src})
         _variant(solution, subs / f"d-crashing-{name}", insert_after=(first, "import os\nos._exit(3)"))
-        _variant(solution, subs / f"e-hanging-{name}", insert_after=(first, "while True:\n    pass"))
+        # a hang that sleeps: the time limit kills it exactly as it kills a busy loop, and it leaves
+        # the core to the rest of the batch (a busy loop held one of 2 cores for the whole limit)
+        _variant(solution, subs / f"e-hanging-{name}", insert_after=(first, "import time\nwhile True:\n    time.sleep(1)"))
         _variant(solution, subs / f"f-deleting-{name}", insert_after=(
             first, "import os\nfor f in os.listdir('.'):\n    if os.path.isfile(f):\n        os.remove(f)"))
         sentinel = tmp / "instructor-file.txt"

@@ -3,6 +3,8 @@
 * :func:`use_style` — call once per notebook.
 * :func:`memory_bars` — stacked bars of a memory breakdown (params / grads / optimizer / activations).
 * :func:`gantt` — a timeline of who computes what when (pipeline schedules, overlap).
+* :func:`schedule_and_memory` — a timeline over a step plot of what is held after each step.
+* :func:`lines_by_group` — one line per group of a table (e.g. per strategy over a depth sweep).
 * :func:`table` — a list of dicts or dataclasses as a pandas DataFrame (renders as a table).
 """
 
@@ -14,7 +16,9 @@ from typing import Any
 
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
 COMPONENT_COLORS = {
@@ -91,6 +95,51 @@ def gantt(events: Iterable[tuple[Any, float, float, str]], title: str = "",
     return ax
 
 
+def schedule_and_memory(events: Iterable[tuple[Any, float, float, str]], held: Sequence[float],
+                        title: str = "", ylabel: str = "feature maps held",
+                        xlabel: str = "time step (one layer each)") -> plt.Figure:
+    """Two panels sharing the time axis: the :func:`gantt` of ``events`` above, and below a
+    step plot of ``held[t]``, what is held after unit time step ``t`` (e.g. the ``(events, live)``
+    of ``lab_utils.fitting.checkpointing.recompute_schedule``)."""
+    if len(held) == 0:
+        raise ValueError("held is empty: give one value per time step")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 4.2), sharex=True, height_ratios=[1.2, 1])
+    gantt(events, title=title, ax=top, xlabel="")
+    bottom.step(range(1, len(held) + 1), held, where="pre")
+    bottom.set_ylabel(ylabel)
+    bottom.set_xlabel(xlabel)
+    fig.tight_layout()
+    return fig
+
+
+def lines_by_group(data: pd.DataFrame, x: str, y: str, group: str, ax: plt.Axes | None = None,
+                   title: str = "", xlabel: str | None = None, ylabel: str | None = None, logy: bool = False,
+                   references: Mapping[str, Sequence[float]] | None = None) -> plt.Axes:
+    """``y`` against ``x`` (log scale, one tick per value), one line with markers per value of
+    ``group`` in order of appearance. ``references`` are black comparison curves, one value per
+    distinct ``x`` in increasing order (e.g. ``"O(n)": ...``); ``logy`` ticks at powers of two."""
+    ax = ax or plt.subplots()[1]
+    for name, grp in data.groupby(group, sort=False):
+        ax.plot(grp[x], grp[y], "o-", label=str(name))
+    xs = np.sort(data[x].unique())
+    for (label, values), style in zip((references or {}).items(), (":", "--", "-.")):
+        if len(values) != len(xs):
+            raise ValueError(f"reference {label!r} has {len(values)} values for {len(xs)} distinct {x}: give one each")
+        ax.plot(xs, values, "k" + style, lw=1, label=label)
+    ax.set(xscale="log", xlabel=xlabel or x, ylabel=ylabel or y, title=title)
+    ax.set_xticks(xs, [str(v) for v in xs])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    if logy:
+        ax.set_yscale("log")
+        lo, hi = ax.get_ylim()
+        ax.set_yticks([t for t in 2.0 ** np.arange(-12, 40) if lo <= t <= hi])
+        ax.set_ylim(lo, hi)
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.legend(fontsize=7)
+    return ax
+
+
 def table(rows: Sequence[Any] | Mapping[str, Any], index: str | None = None) -> pd.DataFrame:
     """Rows (dicts, dataclasses, or a mapping name → row) as a DataFrame for display."""
     if isinstance(rows, Mapping):
@@ -111,3 +160,18 @@ def _as_dict(row: Any) -> dict:
     if hasattr(row, "as_dict"):
         return row.as_dict()
     return dict(row)
+
+
+def tradeoff(points: Mapping[str, tuple[float, float]], xlabel: str, ylabel: str, title: str = "",
+             ax: plt.Axes | None = None, ref: str | None = None) -> plt.Axes:
+    """One labelled dot per option at (x, y), e.g. memory per rank vs step time; ``ref`` marks the
+    baseline with dashed lines so the plot reads as ratios to it."""
+    ax = ax or plt.subplots()[1]
+    for i, (name, (x, y)) in enumerate(points.items()):
+        ax.scatter([x], [y], color=PALETTE[i % len(PALETTE)], zorder=3)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    if ref is not None and ref in points:
+        ax.axvline(points[ref][0], color="k", lw=0.7, ls="--")
+        ax.axhline(points[ref][1], color="k", lw=0.7, ls="--")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    return ax

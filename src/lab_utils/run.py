@@ -49,6 +49,12 @@ EXPERIMENTS = {
     "deepspeed": Experiment("lab_utils.parallel.zero_deepspeed:deepspeed_worker",
                             "DeepSpeed ZeRO (stages 0-3, --offload for ZeRO-Offload) on the same task",
                             _TRAINING + ("offload",)),
+    "sharded": Experiment("lab_utils.parallel.sharded:sharded_worker",
+                          "DDP, fairscale OSS/ShardedDDP/FSDP and PyTorch FSDP2 (--variant) on the same task",
+                          ("variants", "sizes", "steps", "global_batch", "lr", "seed")),
+    "pipeline": Experiment("lab_utils.parallel.pipeline_run:pipeline_worker",
+                           "pipeline parallelism (torch.distributed.pipelining, --schedule gpipe|1f1b), one stage per rank",
+                           ("schedules", "chunks", "sizes", "steps", "global_batch", "lr", "seed")),
 }
 
 
@@ -76,6 +82,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--offload", action="store_true", help="deepspeed: ZeRO-Offload (optimizer on the CPU)")
+    p.add_argument("--variant", dest="variants", action="append",
+                   help="sharded: ddp, oss, oss_sdp, fsdp2, fsdp2_noreshard, fsdp2_whole, fsdp2_offload, "
+                        "fairscale_fsdp (CUDA); repeat for several (default: all but fairscale_fsdp)")
+    p.add_argument("--schedule", dest="schedules", action="append", choices=("gpipe", "1f1b"),
+                   help="pipeline: schedule; repeat for several (default: both)")
+    p.add_argument("--chunks", type=int, default=4, help="pipeline: micro-batches per step (default: %(default)s)")
     p.add_argument("--backend", choices=("auto", "gloo", "nccl"), default="auto")
     p.add_argument("--out", help="write every rank's run record to this JSON file")
     p.add_argument("--timeout", type=float, default=600, help="seconds a collective may wait")
@@ -97,6 +109,17 @@ def options_for(exp: Experiment, args: argparse.Namespace) -> dict:
     opts = {k: getattr(args, k) for k in exp.options}
     if "stages" in opts:
         opts["stages"] = tuple(opts["stages"] or (0, 1, 2, 3))
+    if "variants" in opts:
+        if opts["variants"]:
+            opts["variants"] = tuple(opts["variants"])
+        else:
+            del opts["variants"]  # the worker's default
+    if args.variants and "variants" not in exp.options:
+        raise SystemExit(f"lab_utils.run: --variant applies to 'sharded', not to {args.experiment!r}")
+    if "schedules" in opts:
+        opts["schedules"] = tuple(opts["schedules"] or ("gpipe", "1f1b"))
+    if args.schedules and "schedules" not in exp.options:
+        raise SystemExit(f"lab_utils.run: --schedule applies to 'pipeline', not to {args.experiment!r}")
     if args.offload and "offload" not in exp.options:
         raise SystemExit(f"lab_utils.run: --offload applies to 'deepspeed', not to {args.experiment!r}")
     return opts

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.utils import skip_init
 from torch.utils.checkpoint import checkpoint, checkpoint_sequential
 
 from lab_utils.graded import graded_reference
@@ -204,6 +205,19 @@ def activation_memory_estimate(sizes: Sequence[int], segments: Sequence[tuple[in
     return ActivationEstimate(stored, segment)
 
 
+def sqrt_n_bounds(n: int, feature_map: float) -> tuple[float, float]:
+    """Upper bounds ``(stored, peak)`` in bytes for ``sqrt_n_segments(n)`` on equal feature maps.
+
+    Sec. 4.3, Eq. 1 at ``k = round(sqrt(n))``: the forward pass stores the ``k <= sqrt(n) + 1/2``
+    segment inputs, and the backward peak, those plus one recomputed segment of at most
+    ``ceil(n / k)`` maps, stays within ``2 sqrt(n) + 1`` maps of ``feature_map`` bytes. A plan
+    with the wrong number of segments breaks one: too many store too much (``n`` segments
+    store ``n`` maps), too few recompute too much (one segment recomputes all ``n``).
+    """
+    _check_depth(n)
+    return (math.sqrt(n) + 0.5) * feature_map, (2 * math.sqrt(n) + 1) * feature_map
+
+
 # ------------------------------------------------------- applying it to nn.Sequential
 def _run(layers: nn.Sequential, begin: int, end: int, x: torch.Tensor) -> torch.Tensor:
     for layer in layers[begin:end]:
@@ -258,19 +272,61 @@ class CheckpointSequential(nn.Module):
 
 
 # ---------------------------------------------------------------- models and sizes
-def mlp_stack(depth: int, width: int, seed: int = 0) -> nn.Sequential:
-    """A deep MLP: ``depth`` blocks ``Linear(width, width) -> ReLU`` in an ``nn.Sequential``, seeded."""
+def mlp_stack(depth: int, width: int, seed: int = 0,
+              device: torch.device | str | None = None) -> nn.Sequential:
+    """A deep MLP: ``depth`` blocks ``Linear(width, width) -> ReLU`` in an ``nn.Sequential``, seeded.
+
+    Built directly on ``device``, one layer at a time: each weight matrix is drawn on the host
+    from the seeded generator (Kaiming-uniform, which keeps the scale over depth; zero biases)
+    and copied over, so every device gets the same weights and the host never holds the model.
+    """
     _check_depth(depth)
     if width < 1:
         raise ValueError(f"width must be >= 1, got {width}")
     gen = torch.Generator().manual_seed(seed)
+    device = torch.get_default_device() if device is None else device
     blocks = []
     for _ in range(depth):
-        lin = nn.Linear(width, width)
-        nn.init.kaiming_uniform_(lin.weight, nonlinearity="relu", generator=gen)  # keeps the scale over depth
-        nn.init.zeros_(lin.bias)
+        lin = skip_init(nn.Linear, width, width, device=device)
+        weight = nn.init.kaiming_uniform_(torch.empty(width, width), nonlinearity="relu", generator=gen)
+        with torch.no_grad():
+            lin.weight.copy_(weight)
+            lin.bias.zero_()
         blocks.append(nn.Sequential(lin, nn.ReLU()))
     return nn.Sequential(*blocks)
+
+
+def mlp_step_bytes(depth: int, width: int, batch: int, dtype_bytes: int = 4) -> int:
+    """Bytes one training step of ``mlp_stack(depth, width)`` needs without checkpointing.
+
+    Weights and their gradients, ``2 depth (width^2 + width)`` numbers, plus the ``depth + 1``
+    feature maps plain backprop keeps (Eq. 1 with every node stored) and two more in flight
+    (an output gradient and a pre-activation), ``batch * width`` numbers each. An arithmetic
+    budget for sizing a sweep, not a measurement.
+    """
+    _check_depth(depth)
+    return dtype_bytes * (2 * depth * (width * width + width) + (depth + 3) * batch * width)
+
+
+def depths_that_fit(depths: Sequence[int], width: int, batch: int, free_bytes: int | None,
+                    margin: float = 0.25, dtype_bytes: int = 4) -> list[int]:
+    """The depths of a sweep whose :func:`mlp_step_bytes` fit in ``(1 - margin) * free_bytes``.
+
+    ``free_bytes`` is what the device has free (``lab_utils.measure.free_memory_bytes``; ``None``
+    when unknown keeps every depth). Each depth must fit on its own: free the previous model first.
+    """
+    if not 0 <= margin < 1:
+        raise ValueError(f"margin is the fraction of free memory left unused, 0 <= margin < 1, got {margin}")
+    if free_bytes is None:
+        return list(depths)
+    budget = (1 - margin) * free_bytes
+    fit = [d for d in depths if mlp_step_bytes(d, width, batch, dtype_bytes) <= budget]
+    if not fit:
+        need = min(mlp_step_bytes(d, width, batch, dtype_bytes) for d in depths)
+        raise ValueError(f"no depth of {list(depths)} fits at width={width}, batch={batch}: the smallest "
+                         f"needs {need / 2**30:.2f} GiB and {free_bytes / 2**30:.2f} GiB are free (keeping "
+                         f"{margin:.0%} spare); use a smaller width or batch, or free device memory")
+    return fit
 
 
 @torch.no_grad()
@@ -283,7 +339,7 @@ def feature_map_bytes(layers: nn.Sequential, x: torch.Tensor) -> list[int]:
     return sizes
 
 
-# ------------------------------------------------ the drawing, as a unit-time simulation
+# ---------------------------------------------- the drawing's data, a unit-time simulation
 def recompute_schedule(n: int, segments: Sequence[tuple[int, int]] | None = None
                        ) -> tuple[list[tuple[str, int, int, str]], list[int]]:
     """Simulate Alg. 1 in unit time steps: ``(events, live)`` for a plot.
@@ -291,7 +347,8 @@ def recompute_schedule(n: int, segments: Sequence[tuple[int, int]] | None = None
     ``events`` are ``(lane, start, end, label)`` with lanes ``forward`` (``F3`` computes
     ``a_3``), ``recompute`` (``R3``) and ``backward`` (``B3``); ``live[t]`` is how many feature
     maps are held after step ``t``. ``segments=None`` is ordinary backprop (keep everything).
-    This counts feature maps of a simulated chain, it does not measure tensors.
+    This counts feature maps of a simulated chain, it does not measure tensors; draw it with
+    ``lab_utils.plot.schedule_and_memory(events, live)``.
     """
     segs = [(0, n)] if segments is None else validate_segments(segments, n)
     ckpt = segments is not None
@@ -321,19 +378,3 @@ def recompute_schedule(n: int, segments: Sequence[tuple[int, int]] | None = None
             live.discard(i + 1)
             step("backward", f"B{i + 1}")
     return events, counts
-
-
-def plot_recompute_schedule(n: int, segments: Sequence[tuple[int, int]] | None, title: str = ""):
-    """The cybertronai drawing as two panels: the schedule and the feature maps held."""
-    import matplotlib.pyplot as plt
-
-    from lab_utils.plot import gantt
-
-    events, live = recompute_schedule(n, segments)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 4.2), sharex=True, height_ratios=[1.2, 1])
-    gantt(events, title=title, ax=top, xlabel="")
-    bottom.step(range(1, len(live) + 1), live, where="pre")
-    bottom.set_ylabel("feature maps held")
-    bottom.set_xlabel("time step (one layer each)")
-    fig.tight_layout()
-    return fig

@@ -38,6 +38,18 @@ _CONVENTIONS: dict[tuple[str, str], tuple[int, int, int]] = {
     ("adam", "mixed"): (2, 2, 12),
     # Hugging Face "model memory anatomy": fp32 + fp16 weights (6), fp32 grads (4), m and v (8) = 18
     ("adam", "mixed-hf"): (6, 4, 8),
+    # the rest of the site's calculator (lab_utils.fitting.calculator): mixed precision keeps the fp32
+    # master copy (4) beside SGD's nothing / momentum (4); 8-bit Adam (Dettmers et al. 2022) stores m and
+    # v in 1 byte each (its per-block fp32 scales, 8 bytes per 2048 values, are left out); "bf16" is pure
+    # bf16 training: weights, gradients and optimizer states all 2 bytes, no master copy
+    ("sgd", "mixed"): (2, 2, 4),
+    ("momentum", "mixed"): (2, 2, 8),
+    ("adam8bit", "fp32"): (4, 4, 2),
+    ("adam8bit", "mixed"): (2, 2, 6),
+    ("sgd", "bf16"): (2, 2, 0),
+    ("momentum", "bf16"): (2, 2, 2),
+    ("adam", "bf16"): (2, 2, 4),
+    ("adam8bit", "bf16"): (2, 2, 2),
 }
 
 
