@@ -1,14 +1,22 @@
+import time
+import tracemalloc
+
 import pytest
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint_sequential
+from torch.utils.checkpoint import checkpoint, checkpoint_sequential
 
 from lab_utils.measure import (
     count_flops,
     fmt_bytes,
+    free_memory_bytes,
+    interleaved_times,
+    live_feature_map_bytes,
     peak_cuda_memory,
+    release_cached_memory,
     saved_activation_bytes,
     time_it,
+    tracemalloc_peak,
     training_state_bytes,
     unique_storage_bytes,
 )
@@ -77,6 +85,83 @@ def test_time_it_and_errors():
     assert len(t.times) == 3 and t.median > 0 and t.spread >= 0
     with pytest.raises(ValueError, match="repeats >= 1"):
         time_it(lambda: None, repeats=0)
+    with pytest.raises(ValueError, match="'cpu', 'cuda' and 'mps'"):
+        time_it(lambda: None, device="meta")
+
+
+def test_time_it_synchronises_mps_around_every_repeat(monkeypatch):
+    log = []
+    monkeypatch.setattr(torch.mps, "synchronize", lambda: log.append("sync"))
+    t = time_it(lambda: log.append("fn"), warmup=1, repeats=3, device="mps")
+    # the warm-up call is not timed; each timed call is preceded and followed by a synchronize
+    assert log == ["fn"] + ["sync", "fn", "sync"] * 3
+    assert t.device == "mps" and len(t.times) == 3
+    log.clear()
+    time_it(lambda: log.append("fn"), warmup=1, repeats=3, device="cpu")
+    assert log == ["fn"] * 4, "the CPU needs no synchronisation"
+
+
+def test_interleaved_times_alternate_and_measure():
+    order = []
+    steps = {"slow": lambda: (order.append("slow"), time.sleep(0.02)), "fast": lambda: order.append("fast")}
+    times = interleaved_times(steps, repeats=3)
+    assert order == ["slow", "fast"] * 4  # one warm-up round, then 3 timed rounds
+    assert [len(t.times) for t in times.values()] == [3, 3]
+    assert times["slow"].median >= 0.02 > min(times["fast"].times)
+    with pytest.raises(ValueError, match="at least one step"):
+        interleaved_times({}, repeats=3)
+
+
+def test_tracemalloc_sees_python_objects_not_tensors():
+    objects = tracemalloc_peak(lambda: [object() for _ in range(100_000)])
+    tensor = tracemalloc_peak(lambda: torch.ones(1024, 1024))  # 4 MiB of storage
+    assert objects > 1_000_000 and tensor < 64 * 1024
+    assert not tracemalloc.is_tracing()
+    tracemalloc.start()
+    try:  # already tracing: the peak is taken relative to now, and tracing stays on
+        keep = [object() for _ in range(100_000)]
+        assert tracemalloc_peak(lambda: None) < 64 * 1024 and tracemalloc.is_tracing()
+    finally:
+        tracemalloc.stop()
+    del keep
+
+
+def _chain(n, width=8):
+    torch.manual_seed(0)
+    return nn.Sequential(*[nn.Sequential(nn.Linear(width, width), nn.ReLU()) for _ in range(n)])
+
+
+def test_live_feature_maps_of_plain_and_checkpointed_chains():
+    m, x = _chain(4), torch.randn(2, 8)
+    a = 2 * 8 * 4  # bytes of one feature map
+    with live_feature_map_bytes(m) as plain:
+        m(x).sum().backward()
+    assert plain.peak == 5 * a  # a_0 .. a_4 all kept until backward
+    assert plain.samples[-1] == a  # backward freed all but the input x, which the test holds
+
+    with live_feature_map_bytes(m) as one:
+        checkpoint(m, x, use_reentrant=False).sum().backward()
+    # the forward holds a_0 and two maps in flight; recomputing the segment brings back a_1 .. a_4
+    assert max(one.samples[:8]) == 3 * a and one.peak == 5 * a
+
+    def two_segments(x):
+        x = checkpoint(m[:2], x, use_reentrant=False)
+        return checkpoint(m[2:], x, use_reentrant=False)
+
+    with live_feature_map_bytes(m) as ck:
+        two_segments(x).sum().backward()
+    # stored a_0, a_2; recomputing the last segment brings back a_3, a_4: Chen et al.'s 2 + 2
+    assert ck.peak == 4 * a
+    with pytest.raises(ValueError, match="no children"):
+        with live_feature_map_bytes(nn.ReLU()):
+            pass
+    assert not m[0]._forward_hooks and not m[0]._forward_pre_hooks  # hooks removed
+
+
+def test_free_and_release_memory_on_cpu():
+    free = free_memory_bytes("cpu")
+    assert free is None or free > 0
+    release_cached_memory("cpu")
 
 
 def test_flops_of_a_matmul():
@@ -93,3 +178,19 @@ def test_peak_memory_is_none_on_cpu():
 def test_fmt_bytes():
     assert fmt_bytes(512) == "512 B"
     assert fmt_bytes(3 * 1024**2) == "3.00 MiB"
+
+
+def test_interface_bytes_sent_reads_the_transmit_column(tmp_path):
+    from lab_utils.measure import interface_bytes_sent
+
+    net_dev = tmp_path / "dev"
+    net_dev.write_text(
+        "Inter-|   Receive                                                |  Transmit\n"
+        " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n"
+        "    lo:  111 2 0 0 0 0 0 0  999 3 0 0 0 0 0 0\n"
+        "  eth0: 5 1 0 0 0 0 0 0 7 1 0 0 0 0 0 0\n")
+    assert interface_bytes_sent("lo", net_dev) == 999
+    assert interface_bytes_sent("eth0", net_dev) == 7
+    assert interface_bytes_sent("lo", tmp_path / "missing") is None
+    with pytest.raises(ValueError, match="no network interface 'wlan9'"):
+        interface_bytes_sent("wlan9", net_dev)

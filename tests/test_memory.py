@@ -2,7 +2,6 @@ import pytest
 import torch
 from torch import nn
 
-from lab_utils.measure import saved_activation_bytes, training_state_bytes
 from lab_utils.fitting.memory import (
     accumulated_gradients,
     bytes_per_parameter,
@@ -12,6 +11,7 @@ from lab_utils.fitting.memory import (
     mlp_activation_bytes,
     training_memory_formula,
 )
+from lab_utils.measure import saved_activation_bytes, training_state_bytes
 
 
 def test_conventions():

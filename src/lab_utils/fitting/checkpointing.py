@@ -51,7 +51,7 @@ def even_segments(n: int, k: int) -> Segments:
     return [(bounds[i], bounds[i + 1]) for i in range(k)]
 
 
-@graded_reference  # labs/06-checkpointing asks students to write it
+@graded_reference  # labs/02-checkpointing asks students to write it
 def sqrt_n_segments(n: int) -> Segments:
     """Chen et al. Sec. 4.3: ``k = sqrt(n)`` segments (rounded) of about ``sqrt(n)`` layers each."""
     _check_depth(n)
@@ -181,7 +181,7 @@ class ActivationEstimate:
         return self.stored + self.segment
 
 
-@graded_reference  # labs/06-checkpointing asks students to write it
+@graded_reference  # labs/02-checkpointing asks students to write it
 def activation_memory_estimate(sizes: Sequence[int], segments: Sequence[tuple[int, int]],
                                checkpointed: Sequence[bool] | None = None) -> ActivationEstimate:
     """Estimate activation memory of a segmentation (Chen et al. Sec. 4.3, Eq. 1).

@@ -16,6 +16,7 @@ Everything here measures real objects; nothing is estimated:
   workers); :func:`live_saved_bytes` follows saved tensors until backward frees them (a stage's peak).
 * :func:`peak_cuda_memory` wraps ``torch.cuda.max_memory_allocated``; :func:`free_memory_bytes`,
   :func:`release_cached_memory`; :func:`tracemalloc_peak` (Python objects, not tensors).
+* :func:`interface_bytes_sent` reads what a network interface really sent (``/proc/net/dev``).
 * :func:`count_flops` uses ``torch.utils.flop_counter.FlopCounterMode``.
 """
 
@@ -37,6 +38,7 @@ from lab_utils.measure.memory import (  # noqa: F401
     release_cached_memory,
     tracemalloc_peak,
 )
+from lab_utils.measure.network import interface_bytes_sent  # noqa: F401
 from lab_utils.measure.tensors import (  # noqa: F401
     GiB,
     KiB,

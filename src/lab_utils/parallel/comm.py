@@ -71,3 +71,33 @@ class CommCounter:
 def all_gather_uncounted(full: torch.Tensor, part: torch.Tensor) -> None:
     """An all-gather outside the experiment (e.g. collecting final parameters for a check)."""
     _all_gather(full, part)
+
+
+def wire_bytes_worker(rank: int, world_size: int, numel: int = 1 << 20, repeats: int = 5) -> dict:
+    """Worker: run each collective ``repeats`` times on ``numel`` fp32 elements and read, on rank 0,
+    how many bytes crossed the loopback interface meanwhile (all ranks together; gloo on one machine).
+
+    Returns, per collective, the measured bytes and what the two conventions predict for all ranks:
+    the paper's volume (N x the per-rank volume) and a ring (N x (N-1)/N of it).
+    """
+    from lab_utils.dist import rank_device
+    from lab_utils.measure import interface_bytes_sent
+
+    device = rank_device()
+    full = torch.ones(numel, device=device)
+    part = torch.ones(numel // world_size, device=device)
+    out = {}
+    for name in COLLECTIVES:
+        counter = CommCounter(world_size)
+        args = (full,) if name == "all_reduce" else (part, full) if name == "reduce_scatter" else (full, part)
+        dist.barrier()
+        before = interface_bytes_sent("lo") if rank == 0 else None
+        for _ in range(repeats):
+            getattr(counter, name)(*args)
+        dist.barrier()
+        after = interface_bytes_sent("lo") if rank == 0 else None
+        if rank == 0 and before is not None:
+            out[name] = {"measured": (after - before) / repeats,
+                         "volume": world_size * counter.bytes[name] / repeats,
+                         "ring": world_size * counter.ring_bytes[name] / repeats}
+    return out
