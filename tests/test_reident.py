@@ -38,3 +38,17 @@ def test_rare_items_weigh_more_and_scoring_is_exact():
 def test_bad_generator_arguments():
     with pytest.raises(ValueError, match="mean_ratings"):
         make_ratings(n_users=10, n_items=5, mean_ratings=50)
+
+
+def test_known_items_restrict_the_adversary(table):
+    from lab_utils.synth.reident import auxiliary_information
+
+    items = np.argsort(-(table.ratings > 0).sum(0))[:10]
+    rng = np.random.default_rng(0)
+    for t in range(20):
+        aux = auxiliary_information(table, t, 3, rng, items=items)
+        assert set(aux["items"]) <= set(items) and set(aux["items"]) <= set(np.flatnonzero(table.ratings[t]))
+    res = attack(table, table, n_targets=40, n_known=3, seed=1, known_items=items)
+    assert 0 <= res["success"] <= res["claimed"] <= 1
+    with pytest.raises(ValueError, match="fewer targets"):
+        attack(table, table, n_targets=600, n_known=3, seed=1, known_items=items)

@@ -43,8 +43,19 @@ def test_pate_moments_use_the_log_of_the_data_dependent_bound():
     got = pate_moments(votes, lam, order)[0]
     np.testing.assert_allclose(got, np.minimum(expected, 2 * lam**2 * order * (order + 1)))
     assert (got < 2 * lam**2 * order * (order + 1)).all()  # data-dependent is tighter here
-    # the un-logged expression (smartnoise-sdk issue 596) is > 1, i.e. a different, wrong number
-    assert not np.allclose(got, np.exp(expected))
+    # the un-logged expression (smartnoise-sdk issue 596) is the log's argument, which is >= 1 > its log:
+    # dropping the log over-counts (conservative), it never under-counts
+    unlogged = pate_moments(votes, lam, order, log=False)[0]
+    np.testing.assert_allclose(unlogged, np.minimum(np.exp(expected), 2 * lam**2 * order * (order + 1)))
+    assert (unlogged > got).all()
+
+
+def test_smartnoise_596_variant_over_counts_epsilon():
+    votes = np.array([[10.0, 0.0]] * 200 + [[7.0, 3.0]] * 50)  # mostly unanimous votes, as in PATE-GAN
+    ours, theirs = PateMomentsAccountant(0.5), PateMomentsAccountant(0.5, log=False)
+    ours.add(votes)
+    theirs.add(votes)
+    assert ours.epsilon(1e-5) < theirs.epsilon(1e-5) <= theirs.epsilon_data_independent(1e-5)
 
 
 def test_pate_moments_fall_back_to_data_independent_when_q_invalid():

@@ -50,10 +50,23 @@ def test_pategan_teachers_are_distinct_and_disjoint():
         PATEGAN(teachers=150).fit(df, 1.0, 1e-5, schema=s)
 
 
-def test_pategan_stops_when_budget_is_exhausted():
+@pytest.mark.parametrize("lam", [0.5, 0.2])
+def test_pategan_refuses_a_lambda_the_budget_cannot_pay_for(lam):
+    # measured before the fix: the first batch of 64 votes already broke ε = 3, so it took no vote,
+    # trained the generator against an untrained student and returned epsilon_spent = 0.045 silently
     df, s = small_frame(), small_schema()
-    g = PATEGAN(teachers=4, iterations=50, teacher_steps=1, batch_size=16, lam=0.5, seed=0).fit(df, 3.0, 1e-5, schema=s)
-    assert g.accountant.queries < 50 * 16 and g.epsilon_data_dependent <= 3.0
+    with pytest.raises(ValueError, match=r"cannot pay for the 3200 planned teacher votes.*lam=None"):
+        PATEGAN(teachers=4, iterations=50, teacher_steps=1, batch_size=64, lam=lam).fit(df, 3.0, 1e-5, schema=s)
+
+
+def test_pategan_takes_every_planned_vote_at_a_given_lambda():
+    df, s = small_frame(), small_schema()
+    g = PATEGAN(teachers=4, iterations=5, teacher_steps=1, batch_size=16, lam=0.01, seed=0).fit(df, 3.0, 1e-5, schema=s)
+    assert g.lam == 0.01 and g.accountant.queries == 5 * 16 and g.epsilon_spent <= 3.0
+    # a second fit at another ε chooses its own λ when none was given (the first fit's λ does not stick)
+    h = PATEGAN(teachers=4, iterations=2, teacher_steps=1, batch_size=16, seed=0)
+    lam1 = h.fit(df, 1.0, 1e-5, schema=s).lam
+    assert h.fit(df, 4.0, 1e-5, schema=s).lam > lam1
 
 
 def test_dp_logistic_regression_learns_and_accounts():

@@ -45,7 +45,7 @@ from lab_utils.dist import rank_device
 from lab_utils.measure import live_tensor_peak, sharded_state_bytes
 from lab_utils.parallel.comm_trace import counting_allreduce_hook, trace_collectives
 from lab_utils.parallel.sharded_math import fsdp2_padded_numel
-from lab_utils.parallel.task import local_batch, make_model
+from lab_utils.parallel.task import local_batch, make_model, mean_loss
 from lab_utils.record import RunRecord
 
 VARIANTS = {
@@ -245,9 +245,7 @@ def train_sharded(rank: int, world_size: int, variant: str, sizes: tuple[int, ..
                     torch.cuda.synchronize(device)
                 times.append(time.perf_counter() - t0)
             with trace.pause():
-                logged = loss.detach().clone()
-                dist.all_reduce(logged)
-            losses.append(logged.item() / world_size)
+                losses.append(mean_loss(loss, world_size))
         state = state_bytes(variant, module, inner)
         with trace.pause():
             params = full_parameters(variant, module, model)

@@ -7,7 +7,11 @@ with :func:`lab_utils.dist.shard_range`.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from lab_utils.dist import require_divisible, shard_range
@@ -55,6 +59,31 @@ def local_batch(step: int, rank: int, world_size: int, global_batch: int, sizes:
     start, end = shard_range(global_batch, rank, world_size)
     x, y = make_batch(step, global_batch, sizes, seed, device, dtype)
     return x[start:end], y[start:end]
+
+
+def mean_loss(loss: torch.Tensor, world_size: int) -> float:
+    """The loss averaged over ranks, for the log: an all-reduce outside the counted communication."""
+    logged = loss.detach().clone()
+    dist.all_reduce(logged)
+    return logged.item() / world_size
+
+
+def train_steps(rank: int, world_size: int, step_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                steps: int, global_batch: int, sizes: tuple[int, ...], seed: int, device: torch.device,
+                dtype: str = "float32") -> tuple[list[float], list[float]]:
+    """The loop every data-parallel reference shares: ``step_fn(x, y) -> loss`` (forward, backward,
+    communication, update) on this rank's slice of each global batch, timed on the wall clock (CUDA
+    synchronised first); returns the mean loss over ranks and the seconds of each step."""
+    losses, times = [], []
+    for step in range(steps):
+        x, y = local_batch(step, rank, world_size, global_batch, sizes, seed, device, dtype)
+        t0 = time.perf_counter()
+        loss = step_fn(x, y)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t0)
+        losses.append(mean_loss(loss, world_size))
+    return losses, times
 
 
 def train_single(sizes: tuple[int, ...], steps: int, global_batch: int, lr: float = 1e-2,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import warnings
 
 import torch
@@ -24,7 +23,7 @@ from torch import nn
 
 from lab_utils.dist import rank_device, require_divisible
 from lab_utils.measure import storage_key, time_it, training_state_bytes, unique_storage_bytes
-from lab_utils.parallel.task import local_batch, make_model
+from lab_utils.parallel.task import make_model, train_steps
 from lab_utils.record import RunRecord
 
 
@@ -116,19 +115,14 @@ def train_deepspeed(rank: int, world_size: int, stage: int, sizes: tuple[int, ..
     local = require_divisible(global_batch, world_size, "global batch")
     engine, *_ = deepspeed.initialize(model=model, model_parameters=model.parameters(),
                                       config=deepspeed_config(stage, local, lr, offload))
-    losses, times = [], []
-    for step in range(steps):
-        x, y = local_batch(step, rank, world_size, global_batch, sizes, seed, engine.device)
-        t0 = time.perf_counter()
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         loss = nn.functional.mse_loss(engine(x), y)
         engine.backward(loss)
         engine.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - t0)
-        logged = loss.detach().clone()
-        dist.all_reduce(logged)
-        losses.append(logged.item() / world_size)
+        return loss
+
+    losses, times = train_steps(rank, world_size, step, steps, global_batch, sizes, seed, device)
     # peak of this rank's GPU during training (the allocator's own count); None on the CPU
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     with deepspeed.zero.GatheredParameters(list(engine.module.parameters()), enabled=stage == 3):

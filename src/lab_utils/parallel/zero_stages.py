@@ -33,7 +33,6 @@ device (:func:`lab_utils.dist.rank_device`: ``cuda:LOCAL_RANK`` under NCCL, the 
 from __future__ import annotations
 
 import math
-import time
 
 import torch
 import torch.distributed as dist
@@ -42,7 +41,7 @@ from torch import nn
 from lab_utils.dist import rank_device
 from lab_utils.measure import training_state_bytes
 from lab_utils.parallel.comm import CommCounter, all_gather_uncounted
-from lab_utils.parallel.task import local_batch, make_model
+from lab_utils.parallel.task import make_model, train_steps
 from lab_utils.parallel.zero import STAGES
 from lab_utils.record import RunRecord
 
@@ -233,19 +232,14 @@ def train_zero(rank: int, world_size: int, stage: int, sizes: tuple[int, ...], s
     device = rank_device()
     model = make_model(sizes, seed, device, dtype)
     zero = ZeroDataParallel(model, stage, lr=lr)
-    losses, times = [], []
-    for step in range(steps):
-        x, y = local_batch(step, rank, world_size, global_batch, sizes, seed, device, dtype)
-        t0 = time.perf_counter()
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         loss = nn.functional.mse_loss(model(x), y)
-        zero.backward(loss)
-        zero.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - t0)
-        logged = loss.detach().clone()
-        dist.all_reduce(logged)  # for the log only, not counted
-        losses.append(logged.item() / world_size)
+        zero.backward(loss)  # gradients reduced (stage 0) or reduce-scattered (1-3)
+        zero.step()          # Adam on this rank's partition; parameters all-gathered (1-2)
+        return loss
+
+    losses, times = train_steps(rank, world_size, step, steps, global_batch, sizes, seed, device, dtype)
     volume, ring = zero.comm.per_step(steps)
     return RunRecord("zero-reference", rank, world_size, device=str(device), backend=dist.get_backend(),
                      config=dict(stage=stage, sizes=tuple(sizes), steps=steps, global_batch=global_batch,

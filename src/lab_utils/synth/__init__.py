@@ -3,5 +3,8 @@
 ``mwem.MWEM``, ``dpgan.DPGAN``, ``pategan.PATEGAN``, ``dpctgan.DPCTGAN``, ``patectgan.PATECTGAN``
 (both need the ``ctgan`` package) and ``quail.QUAIL`` share one interface:
 ``fit(df, epsilon, delta=..., schema=...)``, ``sample(n)``, ``epsilon_spent``.
+Shared mechanisms: ``dpsgd`` (the one DP-SGD clip-and-noise step), ``pate`` (the one PATE teacher
+loop and noisy vote), ``accounting`` (composition, RDP, PATE moments). ``audit`` checks those
+mechanisms while a synthesizer trains and audits DP-SGD empirically (a lower bound on ε).
 ``reident`` is the Narayanan-Shmatikov re-identification attack run against the releases.
 """

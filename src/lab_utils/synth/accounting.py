@@ -5,10 +5,15 @@
 * The subsampled Gaussian mechanism (DPGAN's noisy critic gradients, DP-SGD) is
   accounted with Opacus' Rényi-DP accountant (Mironov 2017; Mironov, Talwar & Zhang
   2019) under Poisson sampling at rate q.
-* PATE's noisy-argmax votes use the data-dependent moments accountant of Papernot
-  et al. 2017 (ICLR, Thm 2-3), exactly as PATE-GAN's Algorithm 1 (Jordon et al. 2019)
-  uses it, *with* the log in the data-dependent bound that SmartNoise's PATE-GAN
-  omits (smartnoise-sdk issue 596) and with Theorem 3's validity condition checked.
+* PATE's noisy-argmax votes use the moments accountant of Papernot et al. 2017 (ICLR,
+  Thm 2-3). The released guarantee is the *data-independent* bound α(l) ≤ 2λ²l(l+1) per
+  vote, for a number of votes fixed before training (``pate_epsilon``, ``lambda_for_budget``,
+  ``votes_for_budget``, ``pate_lambda``). The data-dependent bound (PATE-GAN's Algorithm 1,
+  Jordon et al. 2019) is computed *with* the log that SmartNoise's PATE-GAN omits
+  (smartnoise-sdk issue 596) and with Theorem 3's validity condition checked, and is
+  reported for information only: it depends on the votes, so it is not itself private.
+  The log's argument is ≥ 1, so omitting the log gives a *larger* α(l): SmartNoise
+  over-counts (conservatively), it does not under-count.
 """
 
 from __future__ import annotations
@@ -26,6 +31,24 @@ ALPHAS = [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64)) + [80, 100,
 def basic_composition(epsilons: list[float]) -> float:
     """ε of running pure ε_i-DP mechanisms in sequence on the same data: Σ ε_i."""
     return float(sum(epsilons))
+
+
+def equal_share(epsilon: float, parts: int) -> float:
+    """ε/parts, rounded down if needed so that ``basic_composition([share] * parts) <= epsilon`` in floats."""
+    share = epsilon / parts
+    while basic_composition([share] * parts) > epsilon:
+        share = math.nextafter(share, 0.0)
+    return share
+
+
+def remainder(epsilon: float, spent: float) -> float:
+    """The largest ε' with ``spent + ε' <= epsilon`` in floats (ε − spent, rounded down if needed)."""
+    rest = epsilon - spent
+    while spent + rest > epsilon:
+        rest = math.nextafter(rest, 0.0)
+    if rest <= 0:
+        raise ValueError(f"nothing of epsilon={epsilon} is left after spending {spent}: lower the share spent first")
+    return rest
 
 
 def gaussian_epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
@@ -62,11 +85,13 @@ def pate_q(votes: np.ndarray, lam: float) -> np.ndarray:
     return np.minimum(q, 1.0)
 
 
-def pate_moments(votes: np.ndarray, lam: float, orders: np.ndarray) -> np.ndarray:
+def pate_moments(votes: np.ndarray, lam: float, orders: np.ndarray, log: bool = True) -> np.ndarray:
     """Per-query log-moment bounds α(l), shape (queries, orders) (Papernot et al. 2017, Thm 2-3).
 
     α(l) ≤ min{ 2λ² l(l+1),  log((1−q)((1−q)/(1−e^{2λ}q))^l + q e^{2λl}) },
     the second (data-dependent) bound only where q < (e^{2λ} − 1)/(e^{4λ} − 1).
+    ``log=False`` drops the log as SmartNoise's PATE-GAN does (smartnoise-sdk issue 596), for
+    comparison only: the argument is ≥ 1, so the result is larger (an over-count).
     """
     if lam <= 0:
         raise ValueError(f"lambda (inverse Laplace scale) must be > 0, got {lam}")
@@ -77,23 +102,85 @@ def pate_moments(votes: np.ndarray, lam: float, orders: np.ndarray) -> np.ndarra
     qs = np.where(valid, q, 0.0)  # placeholder where invalid (masked out below)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         inner = (1 - qs) * ((1 - qs) / (1 - math.exp(2 * lam) * qs)) ** orders + qs * np.exp(2 * lam * orders)
-        dependent = np.log(inner)
+        dependent = np.log(inner) if log else inner
     dependent = np.where(valid & np.isfinite(dependent), dependent, np.inf)
     return np.minimum(independent, dependent)
+
+
+def pate_epsilon(lam: float, queries: int, delta: float, max_order: int = 256) -> float:
+    """ε at δ of ``queries`` noisy-argmax votes from the data-independent bound 2λ²l(l+1) (Papernot et al. 2017, Thm 2).
+
+    ε = min_l (queries · 2λ²l(l+1) + log(1/δ)) / l over integer orders l ≤ ``max_order`` (Abadi et al. 2016, Thm 2).
+    """
+    orders = np.arange(1, max_order + 1, dtype=float)
+    return float(np.min((queries * 2 * lam**2 * orders * (orders + 1) + math.log(1 / delta)) / orders))
+
+
+def lambda_for_budget(epsilon: float, delta: float, queries: int, max_order: int = 256) -> float:
+    """Largest λ whose data-independent PATE bound over ``queries`` votes is ≤ ε (bisection)."""
+    check_privacy_params(epsilon, delta)
+    if pate_epsilon(1e-12, queries, delta, max_order) > epsilon:
+        raise ValueError(f"epsilon={epsilon} is below what δ={delta} alone costs with {max_order} moments: "
+                         "raise epsilon or delta")
+    lo, hi = 1e-12, 10.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if pate_epsilon(mid, queries, delta, max_order) <= epsilon else (lo, mid)
+    return lo
+
+
+def votes_for_budget(lam: float, epsilon: float, delta: float, max_order: int = 256) -> int:
+    """Largest number of votes at Laplace scale 1/λ whose data-independent bound is ≤ ε (0 if none fits)."""
+    check_privacy_params(epsilon, delta)
+    if pate_epsilon(lam, 1, delta, max_order) > epsilon:
+        return 0
+    lo, hi = 1, 2
+    while pate_epsilon(lam, hi, delta, max_order) <= epsilon:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:  # pate_epsilon(lo) ≤ ε < pate_epsilon(hi)
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if pate_epsilon(lam, mid, delta, max_order) <= epsilon else (lo, mid)
+    return lo
+
+
+def pate_lambda(epsilon: float, delta: float, votes: int, lam: float | None = None) -> float:
+    """λ for ``votes`` planned votes within ε: the largest that fits when ``lam`` is None, else ``lam`` checked.
+
+    Raises a ValueError naming what fits when ``lam`` cannot pay for the votes under the bound that
+    ``epsilon_spent`` reports (so a fit never stops early, never trains on no vote, never overspends).
+    """
+    check_privacy_params(epsilon, delta)
+    if votes < 1:
+        raise ValueError(f"PATE needs at least one planned vote, got {votes}")
+    if lam is None:
+        return lambda_for_budget(epsilon, delta, votes)
+    if not lam > 0:
+        raise ValueError(f"lambda (inverse Laplace scale) must be > 0, got {lam}")
+    cost = pate_epsilon(lam, votes, delta)
+    if cost > epsilon:
+        raise ValueError(
+            f"lam={lam} cannot pay for the {votes} planned teacher votes within epsilon={epsilon}: they cost "
+            f"ε={cost:.3g} under the data-independent bound that epsilon_spent reports, and at lam={lam} only "
+            f"{votes_for_budget(lam, epsilon, delta)} votes fit. Use lam <= "
+            f"{lambda_for_budget(epsilon, delta, votes):.4g}, plan fewer votes (iterations × batch_size), "
+            "or pass lam=None to choose λ from the budget")
+    return lam
 
 
 class PateMomentsAccountant:
     """Accumulates α(l) over noisy-argmax queries; ε(δ) = min_l (α(l) + log(1/δ)) / l.
 
-    The data-dependent ε depends on the votes, so publishing it is not itself DP
-    (Papernot et al. 2017, Sec. 3.3 — smooth sensitivity would be needed); the
-    data-independent ε (all bounds 2λ²l(l+1)) is reported alongside.
+    ``epsilon_data_independent`` (all bounds 2λ²l(l+1)) is the guarantee the synthesizers
+    report. The data-dependent ``epsilon`` depends on the votes, so publishing it is not
+    itself DP (Papernot et al. 2017, Sec. 3.3 — smooth sensitivity would be needed); it is
+    never used to decide anything.
     """
 
-    def __init__(self, lam: float, max_order: int = 256):
+    def __init__(self, lam: float, max_order: int = 256, log: bool = True):
         if lam <= 0:
             raise ValueError(f"lambda (inverse Laplace scale) must be > 0, got {lam}")
-        self.lam = lam
+        self.lam, self.log = lam, log  # log=False: SmartNoise's issue-596 variant, for comparison only
+        self.max_order = max_order
         self.orders = np.arange(1, max_order + 1, dtype=float)
         self.alpha = np.zeros_like(self.orders)
         self.queries = 0
@@ -101,11 +188,11 @@ class PateMomentsAccountant:
     def add(self, votes: np.ndarray) -> None:
         """Charge one noisy-argmax query per row of ``votes`` (teacher counts per class)."""
         votes = np.atleast_2d(votes)
-        self.alpha += pate_moments(votes, self.lam, self.orders).sum(axis=0)
+        self.alpha += pate_moments(votes, self.lam, self.orders, self.log).sum(axis=0)
         self.queries += len(votes)
 
     def epsilon(self, delta: float) -> float:
-        """Data-dependent ε at δ (what PATE-GAN's Algorithm 1 compares with its target)."""
+        """Data-dependent ε̂ at δ (what PATE-GAN's Algorithm 1 compares with its target; not private)."""
         check_privacy_params(1.0, delta)
         dependent = float(np.min((self.alpha + math.log(1 / delta)) / self.orders))
         return min(dependent, self.epsilon_data_independent(delta))  # equal up to float rounding when q is invalid
@@ -113,5 +200,4 @@ class PateMomentsAccountant:
     def epsilon_data_independent(self, delta: float) -> float:
         """ε at δ from the data-independent bound only (a valid DP guarantee on its own)."""
         check_privacy_params(1.0, delta)
-        a = self.queries * 2 * self.lam**2 * self.orders * (self.orders + 1)
-        return float(np.min((a + math.log(1 / delta)) / self.orders))
+        return pate_epsilon(self.lam, self.queries, delta, self.max_order)

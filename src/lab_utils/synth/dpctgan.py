@@ -35,8 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
-from .accounting import basic_composition, gaussian_epsilon, gaussian_noise_multiplier
+from .accounting import basic_composition, gaussian_epsilon, gaussian_noise_multiplier, remainder
 from .data import Column, Schema, fit_preamble
+from .dpsgd import private_gradient
 from .nets import poisson_batch
 
 
@@ -106,7 +107,7 @@ class DPCTGAN:
 
         data = self._prepare(df, epsilon, delta, schema)
         tgen = torch.Generator().manual_seed(self.seed)
-        eps_prep, eps_train = self.epsilon_prep, (1 - self.prep_share) * epsilon
+        eps_prep, eps_train = self.epsilon_prep, remainder(epsilon, self.epsilon_prep)
         n, data_dim = data.shape
         q = self.batch_size / n
         self.noise_multiplier = gaussian_noise_multiplier(eps_train, delta, q, self.iterations)
@@ -125,18 +126,15 @@ class DPCTGAN:
         for _ in range(self.iterations):
             idx = poisson_batch(n, q, tgen)
             params = {k: v.detach() for k, v in disc.named_parameters()}
-            summed = {k: torch.zeros_like(v) for k, v in params.items()}
+            g = None
             if len(idx):
                 cond_r = self._cond_from_rows(idx, own_cat, tgen)
                 with torch.no_grad():
                     fake = self._generate(len(idx), tgen)
                 g = per_pair(params, torch.cat([real_all[idx], cond_r], 1), fake)
-                norms = torch.sqrt(sum(gi.flatten(1).pow(2).sum(1) for gi in g.values()))
-                scale = (self.grad_clip / (norms + 1e-12)).clamp(max=1.0)
-                summed = {k: (gi * scale.view(-1, *[1] * (gi.dim() - 1))).sum(0) for k, gi in g.items()}
+            noisy = private_gradient(g, params, self.grad_clip, self.noise_multiplier, self.batch_size, tgen)
             for name, p in disc.named_parameters():
-                p.grad = (summed[name] + torch.randn(p.shape, generator=tgen) * self.noise_multiplier
-                          * self.grad_clip) / self.batch_size
+                p.grad = noisy[name]
             opt_d.step()
 
             opt_g.zero_grad()  # generator: non-saturating GAN loss + CTGAN's conditional cross-entropy

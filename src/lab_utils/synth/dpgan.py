@@ -34,6 +34,7 @@ from torch.func import functional_call, grad, vmap
 
 from .accounting import gaussian_epsilon, gaussian_noise_multiplier
 from .data import Schema, fit_preamble
+from .dpsgd import private_gradient
 from .nets import Generator, discriminator, poisson_batch, sample_table
 
 
@@ -86,22 +87,20 @@ class DPGAN:
         return self
 
     def _private_critic_step(self, critic, opt_c, per_example_grads, xb: torch.Tensor, tgen) -> None:
-        """Alg. 1 lines 5-9: clipped per-pair gradients + N(0, σ²c_g²I), averaged; RMSProp; weight clip."""
+        """Xie et al. 2018, Alg. 1 lines 5-9, one critic update (the DP-SGD part is ``dpsgd.private_gradient``)."""
         params = {k: v.detach() for k, v in critic.named_parameters()}
-        m = self.batch_size  # expected batch size under Poisson sampling (normaliser fixed, not data-dependent)
-        summed = {k: torch.zeros_like(v) for k, v in params.items()}
-        if len(xb):
+        per_pair = None
+        if len(xb):  # line 5: {x_i} ~ Poisson(q) batch of real records; line 6: {z_i} ~ p(z), one per x_i
             with torch.no_grad():
                 fake = self.generator(self.generator.noise(len(xb), tgen))
-            g = per_example_grads(params, xb, fake)
-            norms = torch.sqrt(sum(gi.flatten(1).pow(2).sum(1) for gi in g.values()))
-            scale = (self.grad_clip / (norms + 1e-12)).clamp(max=1.0)
-            summed = {k: (gi * scale.view(-1, *[1] * (gi.dim() - 1))).sum(0) for k, gi in g.items()}
+            per_pair = per_example_grads(params, xb, fake)  # line 7: g_w(x_i, z_i) = ∇_w[f_w(x_i) − f_w(g_θ(z_i))]
+        # line 7 (cont.): ḡ_w = (1/m)(Σ_i clip(g_w(x_i, z_i), c_g) + N(0, σ²c_g²I)); m = q·n, the expected
+        # batch size (a fixed normaliser, not the drawn size, so it reveals nothing about the batch)
+        noisy = private_gradient(per_pair, params, self.grad_clip, self.noise_multiplier, self.batch_size, tgen)
         for name, p in critic.named_parameters():
-            noise = torch.randn(p.shape, generator=tgen) * self.noise_multiplier * self.grad_clip
-            p.grad = (summed[name] + noise) / m
-        opt_c.step()
-        with torch.no_grad():
+            p.grad = noisy[name]
+        opt_c.step()  # line 8: w ← w + α·RMSProp(w, ḡ_w)   (the loss is −[f(x) − f(G(z))], so a descent step)
+        with torch.no_grad():  # line 9: w ← clip(w, −c_p, c_p)
             for p in critic.parameters():
                 p.clamp_(-self.weight_clip, self.weight_clip)
 

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ..graded import graded_reference
-from .accounting import basic_composition
+from .accounting import basic_composition, equal_share
 from .data import Schema, fit_preamble
 
 
@@ -128,7 +128,7 @@ class MWEM:
         codes = self.schema.discretize(df)
         self.groups = column_groups(self.schema.sizes, self.max_cells)
         rng = np.random.default_rng(self.seed)
-        eps_group = epsilon / len(self.groups)
+        eps_group = equal_share(epsilon, len(self.groups))  # ε / G, never summing above ε
         self.histograms, self.selected = [], []
         for g in self.groups:
             hist, chosen = mwem(codes[:, g], [self.schema.sizes[j] for j in g], eps_group, self.iterations, rng,

@@ -12,9 +12,13 @@ Everything that touches the data is DP:
   PATE moments accountant (``accounting.PateMomentsAccountant``, with the log);
 * the generator is trained against the student plus CTGAN's conditional cross-entropy.
 
-λ is chosen so that the data-independent PATE bound for the planned votes spends
-ε − ε_prep; ``epsilon_spent`` = ε_prep + that bound (a guarantee); the data-dependent
-ε̂ is reported as ``epsilon_data_dependent``. SmartNoise's PATE-CTGAN uses one shared
+The planned votes (iterations × batch_size) and λ are fixed before training
+(``accounting.pate_lambda``: the largest λ whose data-independent bound spends at most
+ε − ε_prep, or a given ``lam`` checked against it); every planned vote is taken;
+``epsilon_spent`` = ε_prep + that bound (a guarantee ≤ ε); the data-dependent ε̂ is
+reported as ``epsilon_data_dependent`` for information and decides nothing. The teacher
+round and the noisy vote are ``pate.teacher_round`` and ``pate.student_labels``, shared
+with ``pategan``. SmartNoise's PATE-CTGAN uses one shared
 discriminator object for "teachers" and student, so its teachers are not disjoint.
 PATE-GAN's limitation (see ``pategan``) applies: with honest accounting the votes are
 mostly noise at small ε.
@@ -27,10 +31,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .accounting import PateMomentsAccountant
+from .accounting import PateMomentsAccountant, pate_lambda, remainder
 from .data import Schema
 from .dpctgan import DPCTGAN
-from .pategan import lambda_for_budget
+from .pate import student_labels, teacher_round
 
 
 class PATECTGAN(DPCTGAN):
@@ -38,12 +42,13 @@ class PATECTGAN(DPCTGAN):
 
     def __init__(self, teachers: int = 10, iterations: int = 100, teacher_steps: int = 3, batch_size: int = 32,
                  lr: float = 2e-4, prep_share: float = 0.1, embedding_dim: int = 32, hidden: int = 64,
-                 seed: int = 0):
+                 lam: float | None = None, seed: int = 0):
         super().__init__(iterations=iterations, batch_size=batch_size, lr=lr, prep_share=prep_share,
                          embedding_dim=embedding_dim, hidden=hidden, seed=seed)
         if teachers < 2 or teacher_steps < 1:
             raise ValueError("need >= 2 teachers and teacher_steps >= 1")
         self.k, self.teacher_steps = teachers, teacher_steps
+        self.lam = self._lam_request = lam  # fit() sets self.lam to the λ it used
 
     def fit(self, df: pd.DataFrame, epsilon: float, delta: float = 1e-5, schema: Schema | None = None) -> PATECTGAN:
         from ctgan.synthesizers.ctgan import Discriminator, Generator
@@ -55,8 +60,8 @@ class PATECTGAN(DPCTGAN):
         tgen = torch.Generator().manual_seed(self.seed)
         rng = self._rng
         m = self.batch_size
-        eps_pate = epsilon - self.epsilon_prep
-        self.lam = lambda_for_budget(eps_pate, delta, self.iterations * m)
+        eps_pate = remainder(epsilon, self.epsilon_prep)
+        self.lam = pate_lambda(eps_pate, delta, self.iterations * m, self._lam_request)  # votes fixed up front
         self.accountant = PateMomentsAccountant(self.lam)
 
         real_all = torch.from_numpy(data)
@@ -70,33 +75,15 @@ class PATECTGAN(DPCTGAN):
         self.generator = Generator(self.embedding_dim + self.cond_dim, (self.hidden, self.hidden), data_dim)
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.lr, betas=(0.5, 0.9))
 
+        def real_of(idx: np.ndarray) -> torch.Tensor:  # a partition's rows with their own-category condition
+            return torch.cat([real_all[idx], self._cond_from_rows(idx, own_cat, tgen)], 1)
+
         for _ in range(self.iterations):
             for _ in range(self.teacher_steps):  # teacher i: its own partition's pairs (1) vs generated pairs (0)
-                for teacher, opt, part in zip(self.teachers, opt_t, self.partitions):
-                    idx = torch.from_numpy(part[rng.integers(0, len(part), min(m, len(part)))])
-                    real = torch.cat([real_all[idx], self._cond_from_rows(idx, own_cat, tgen)], 1)
-                    with torch.no_grad():
-                        fake = self._generate(len(idx), tgen)
-                    logits = teacher(torch.cat([real, fake])).squeeze(1)
-                    labels = torch.cat([torch.ones(len(idx)), torch.zeros(len(idx))])
-                    opt.zero_grad()
-                    F.binary_cross_entropy_with_logits(logits, labels).backward()
-                    opt.step()
+                teacher_round(self.teachers, opt_t, self.partitions, real_of, lambda k: self._generate(k, tgen), m, rng)
             with torch.no_grad():  # student: generated pairs labelled by the noisy teacher vote
                 u = self._generate(m, tgen)
-                n1 = np.zeros(m)
-                for t in self.teachers:
-                    t.eval()
-                    n1 += (t(u).squeeze(1) > 0).numpy()
-                    t.train()
-            votes = np.stack([self.k - n1, n1], axis=1)
-            trial = PateMomentsAccountant(self.lam)
-            trial.alpha, trial.queries = self.accountant.alpha.copy(), self.accountant.queries
-            trial.add(votes)
-            if trial.epsilon(delta) > eps_pate:  # Jordon et al.'s "while ε̂ < ε"
-                break
-            self.accountant = trial
-            r = torch.from_numpy((votes + rng.laplace(scale=1 / self.lam, size=votes.shape)).argmax(1).astype(np.float32))
+            r = student_labels(self.teachers, u, self.accountant, rng)
             opt_s.zero_grad()
             F.binary_cross_entropy_with_logits(self.student(u).squeeze(1), r).backward()
             opt_s.step()

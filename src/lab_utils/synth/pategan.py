@@ -17,15 +17,18 @@ noise-free votes (large λ) and with the non-saturating generator loss. This mat
 the 2024 audit (Ganev et al., arXiv:2406.13985) that no public PATE-GAN reproduces
 the paper's utility.
 
-Privacy: only the noisy votes touch the data. Each vote is charged with the moments
-accountant of Papernot et al. 2017 (``accounting.PateMomentsAccountant``) — with the
-log in the data-dependent bound (SmartNoise's version misses it, smartnoise-sdk issue
-596) and with Theorem 3's validity condition checked. The paper's loop runs while the
-data-dependent ε̂ < ε; here λ is chosen so that the *data-independent* bound for the
-planned number of votes equals ε, which makes ``epsilon_spent`` a valid guarantee
-(the data-dependent ε̂, never larger, is reported as ``epsilon_data_dependent``; it
-depends on the votes and is not itself private). The loop still stops early if ε̂
-would exceed ε, as in the paper.
+Privacy: only the noisy votes touch the data (``pate.student_labels``). The number of
+votes, V = iterations × student_steps × batch_size, is fixed before training and λ is
+fixed with it (``accounting.pate_lambda``): by default the largest λ whose
+*data-independent* bound for V votes is ≤ ε; a ``lam`` passed by the caller is checked
+against that bound and refused, with what would fit, if V votes at that λ cost more than ε.
+Every planned vote is then taken and ``epsilon_spent`` is that bound — a guarantee that
+never exceeds ε. This departs from the paper's loop, which runs "while ε̂ < ε" on the
+data-dependent ε̂: ε̂ depends on the votes and is not itself private, so stopping on it
+leaks, and a stopping rule on one bound with a report of another can both overspend and
+release a generator that saw no vote. ε̂ (with the log in the data-dependent bound that
+SmartNoise's version omits, smartnoise-sdk issue 596, and Theorem 3's validity condition
+checked) is still computed and reported as ``epsilon_data_dependent``, for information.
 
 Teachers are distinct modules with distinct optimizers on disjoint index sets (a
 known defect of SmartNoise's PATE-CTGAN is one shared discriminator object).
@@ -33,38 +36,25 @@ known defect of SmartNoise's PATE-CTGAN is one shared discriminator object).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .accounting import PateMomentsAccountant
-from .data import Schema, check_privacy_params, fit_preamble
+from .accounting import PateMomentsAccountant, lambda_for_budget, pate_lambda
+from .data import Schema, fit_preamble
 from .nets import Generator, discriminator, sample_table
+from .pate import student_labels, teacher_round
 
-
-def lambda_for_budget(epsilon: float, delta: float, queries: int, max_order: int = 256) -> float:
-    """Largest λ whose data-independent PATE bound over ``queries`` votes is ≤ ε (bisection)."""
-    check_privacy_params(epsilon, delta)
-    orders = np.arange(1, max_order + 1, dtype=float)
-
-    def eps(lam: float) -> float:
-        return float(np.min((queries * 2 * lam**2 * orders * (orders + 1) + math.log(1 / delta)) / orders))
-
-    if eps(1e-12) > epsilon:
-        raise ValueError(f"epsilon={epsilon} is below what δ={delta} alone costs with {max_order} moments: "
-                         "raise epsilon or delta")
-    lo, hi = 1e-12, 10.0
-    for _ in range(100):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if eps(mid) <= epsilon else (lo, mid)
-    return lo
+__all__ = ["PATEGAN", "lambda_for_budget"]
 
 
 class PATEGAN:
-    """PATE-GAN synthesizer: ``fit(df, epsilon, delta)``, ``sample(n)``, ``epsilon_spent``."""
+    """PATE-GAN synthesizer: ``fit(df, epsilon, delta)``, ``sample(n)``, ``epsilon_spent``.
+
+    ``lam=None`` picks λ from the budget; a given ``lam`` must pay for all
+    iterations × student_steps × batch_size votes within ε, else ``fit`` raises.
+    """
 
     uses_delta = True  # does fit() consume part of δ?
 
@@ -73,7 +63,8 @@ class PATEGAN:
         if min(teachers, iterations, teacher_steps, student_steps, batch_size) < 1 or teachers < 2:
             raise ValueError("need >= 2 teachers and every step count / batch size >= 1")
         self.k, self.iterations, self.teacher_steps, self.student_steps = teachers, iterations, teacher_steps, student_steps
-        self.batch_size, self.lr, self.hidden, self.lam, self.seed = batch_size, lr, hidden, lam, seed
+        self.batch_size, self.lr, self.hidden, self.seed = batch_size, lr, hidden, seed
+        self.lam = self._lam_request = lam  # fit() sets self.lam to the λ it used
         self.epsilon_spent = 0.0
 
     def fit(self, df: pd.DataFrame, epsilon: float, delta: float = 1e-5, schema: Schema | None = None) -> PATEGAN:
@@ -85,8 +76,8 @@ class PATEGAN:
         n, width = x_real.shape
         if n < 2 * self.k:
             raise ValueError(f"{n} records cannot feed {self.k} teachers: use fewer teachers")
-        planned = self.iterations * self.student_steps * self.batch_size
-        lam = self.lam if self.lam is not None else lambda_for_budget(epsilon, delta, planned)
+        votes = self.iterations * self.student_steps * self.batch_size  # fixed before any data is touched
+        lam = pate_lambda(epsilon, delta, votes, self._lam_request)
         self.accountant = PateMomentsAccountant(lam)
 
         self.partitions = np.array_split(rng.permutation(n), self.k)  # disjoint D_1..D_k
@@ -98,39 +89,21 @@ class PATEGAN:
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.lr)
         m = self.batch_size
 
+        def fake_of(count: int) -> torch.Tensor:
+            return self.generator(self.generator.noise(count, tgen))
+
         for _ in range(self.iterations):
-            for _ in range(self.teacher_steps):  # teachers: own partition (1) vs G(z) (0)
-                for teacher, opt, part in zip(self.teachers, opt_t, self.partitions):
-                    xb = x_real[part[rng.integers(0, len(part), min(m, len(part)))]]
-                    with torch.no_grad():
-                        fake = self.generator(self.generator.noise(len(xb), tgen))
-                    logits = teacher(torch.cat([xb, fake])).squeeze(1)
-                    labels = torch.cat([torch.ones(len(xb)), torch.zeros(len(xb))])
-                    opt.zero_grad()
-                    F.binary_cross_entropy_with_logits(logits, labels).backward()
-                    opt.step()
-            stop = False
-            for _ in range(self.student_steps):  # student: G(z) labelled by noisy teacher votes
+            for _ in range(self.teacher_steps):  # Alg. 1, teacher update: own partition (1) vs G(z) (0)
+                teacher_round(self.teachers, opt_t, self.partitions, lambda idx: x_real[idx], fake_of, m, rng)
+            for _ in range(self.student_steps):  # Alg. 1, student update: G(z) labelled by noisy teacher votes
                 with torch.no_grad():
-                    u = self.generator(self.generator.noise(m, tgen))
-                    n1 = torch.stack([(t(u).squeeze(1) > 0) for t in self.teachers]).sum(0).numpy()
-                votes = np.stack([self.k - n1, n1], axis=1).astype(float)
-                trial = PateMomentsAccountant(lam)
-                trial.alpha, trial.queries = self.accountant.alpha.copy(), self.accountant.queries
-                trial.add(votes)
-                if trial.epsilon(delta) > epsilon:  # the paper's "while ε̂ < ε"
-                    stop = True
-                    break
-                self.accountant = trial
-                noisy = votes + rng.laplace(scale=1 / lam, size=votes.shape)
-                r = torch.from_numpy(noisy.argmax(1).astype(np.float32))
+                    u = fake_of(m)
+                r = student_labels(self.teachers, u, self.accountant, rng)
                 opt_s.zero_grad()
                 F.binary_cross_entropy_with_logits(self.student(u).squeeze(1), r).backward()
                 opt_s.step()
-            if stop:
-                break
-            opt_g.zero_grad()  # generator: minimise Σ log(1 − S(G(z))) = Σ −softplus(logit)
-            (-F.softplus(self.student(self.generator(self.generator.noise(m, tgen)))).mean()).backward()
+            opt_g.zero_grad()  # Alg. 1, generator update: Σ log(1 − S(G(z))) = Σ −softplus(logit)
+            (-F.softplus(self.student(fake_of(m))).mean()).backward()
             opt_g.step()
 
         self.lam = lam

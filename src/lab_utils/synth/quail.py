@@ -10,7 +10,8 @@ A supervised-learning ensemble for synthesizing a table with a label column y:
 By basic composition the whole is (ε_synth + ε_model, δ_synth + δ_model)-DP. The DP
 model here is multinomial logistic regression trained with DP-SGD (Abadi et al. 2016):
 Poisson batches, per-example gradients (closed form, (softmax(Wx) − e_y) ⊗ [x, 1])
-clipped to C, Gaussian noise N(0, σ²C²), σ from Opacus' RDP accountant. Labels are
+clipped to C, Gaussian noise N(0, σ²C²) (the shared ``dpsgd.private_gradient`` step), σ from
+Opacus' RDP accountant. Labels are
 *sampled* from h's predicted distribution rather than argmax'd, which keeps the label
 marginal instead of collapsing it to the majority class.
 """
@@ -21,35 +22,39 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+import torch
 
-from .accounting import gaussian_epsilon, gaussian_noise_multiplier
+from .accounting import gaussian_epsilon, gaussian_noise_multiplier, remainder
 from .data import Schema, fit_preamble
+from .dpsgd import private_gradient
 
 
 def dp_logistic_regression(x: np.ndarray, y: np.ndarray, classes: int, epsilon: float, delta: float,
                            epochs: int = 20, batch_size: int = 64, lr: float = 0.5, clip: float = 1.0,
                            rng: np.random.Generator | None = None) -> tuple[np.ndarray, float]:
-    """DP-SGD softmax regression; returns weights W (features + 1, classes) and the ε spent."""
+    """DP-SGD softmax regression; returns weights W (features + 1, classes) and the ε spent.
+
+    Per-example gradients in closed form, (softmax(W^T x_i) − e_{y_i}) ⊗ [x_i, 1]; the clip-and-noise
+    step is ``dpsgd.private_gradient`` (Abadi et al. 2016, Alg. 1) with the expected batch size as normaliser.
+    """
     rng = rng or np.random.default_rng(0)
     n = len(x)
+    if batch_size >= n:
+        raise ValueError(f"batch_size {batch_size} must be smaller than the {n} records")
     q = batch_size / n
     steps = max(1, int(epochs / q))
     sigma = gaussian_noise_multiplier(epsilon, delta, q, steps)
-    xb1 = np.concatenate([x, np.ones((n, 1))], axis=1)
-    onehot = np.eye(classes)[y]
-    w = np.zeros((xb1.shape[1], classes))
+    gen = torch.Generator().manual_seed(int(rng.integers(2**31 - 1)))
+    xb1 = torch.from_numpy(np.concatenate([x, np.ones((n, 1))], axis=1))
+    onehot = torch.eye(classes, dtype=xb1.dtype)[torch.from_numpy(np.asarray(y))]
+    w = torch.zeros(xb1.shape[1], classes, dtype=xb1.dtype)
     for _ in range(steps):
-        idx = np.flatnonzero(rng.random(n) < q)
-        xb, yb = xb1[idx], onehot[idx]
-        logits = xb @ w
-        p = np.exp(logits - logits.max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
-        err = p - yb  # per-example gradient is err_i ⊗ x_i, with norm |err_i| · |x_i|
-        norms = np.linalg.norm(err, axis=1) * np.linalg.norm(xb, axis=1)
-        scale = np.minimum(1.0, clip / (norms + 1e-12))
-        g = (xb * scale[:, None]).T @ err + rng.normal(0, sigma * clip, w.shape)
-        w -= lr * g / batch_size
-    return w, gaussian_epsilon(sigma, q, steps, delta)
+        idx = torch.from_numpy(np.flatnonzero(rng.random(n) < q))  # Poisson sample at rate q
+        xb = xb1[idx]
+        err = torch.softmax(xb @ w, dim=1) - onehot[idx]
+        per_example = {"w": xb[:, :, None] * err[:, None, :]} if len(idx) else None
+        w -= lr * private_gradient(per_example, {"w": w}, clip, sigma, batch_size, gen)["w"]
+    return w.numpy(), gaussian_epsilon(sigma, q, steps, delta)
 
 
 class QUAIL:
@@ -69,7 +74,8 @@ class QUAIL:
             raise ValueError(f"QUAIL's target {self.target!r} must be a categorical column (a classification label)")
         features = [c for c in self.schema.names if c != self.target]
         self.feature_schema = self.schema.subset(features)
-        eps_synth, eps_model = self.split * epsilon, (1 - self.split) * epsilon
+        eps_synth = self.split * epsilon
+        eps_model = remainder(epsilon, eps_synth)  # the rest, so the shares cannot round above ε
         self.synthesizer = self.make_synthesizer()
         # a pure-ε synthesizer (MWEM, uses_delta = False) takes no δ; a GAN gets half of it
         needs_delta = getattr(self.synthesizer, "uses_delta", True)

@@ -66,9 +66,13 @@ def make_ratings(n_users: int = 2000, n_items: int = 100, mean_ratings: float = 
 
 
 def auxiliary_information(table: Ratings, target: int, n_known: int, rng: np.random.Generator,
-                          rating_noise: int = 1, date_noise: int = 14) -> dict[str, np.ndarray]:
-    """The adversary's aux: ``n_known`` of the target's items, ratings ± ``rating_noise``, dates ± ``date_noise``."""
+                          rating_noise: int = 1, date_noise: int = 14,
+                          items: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The adversary's aux: ``n_known`` of the target's items (only among ``items`` if given),
+    ratings ± ``rating_noise``, dates ± ``date_noise``."""
     rated = np.flatnonzero(table.ratings[target])
+    if items is not None:
+        rated = np.intersect1d(rated, items)
     items = rng.choice(rated, size=min(n_known, len(rated)), replace=False)
     rho = np.clip(table.ratings[target, items] + rng.integers(-rating_noise, rating_noise + 1, len(items)), 1, 5)
     aux = {"items": items, "ratings": rho}
@@ -117,14 +121,25 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def attack(truth: Ratings, release: Ratings, n_targets: int, n_known: int, seed: int,
-           phi: float = 1.5, threshold: float = 0.5) -> dict[str, float]:
-    """Run the attack on ``n_targets`` random users; success rates of the attack and of a random guess."""
+           phi: float = 1.5, threshold: float = 0.5, known_items: np.ndarray | None = None) -> dict[str, float]:
+    """Run the attack on ``n_targets`` random users; success rates of the attack and of a random guess.
+
+    ``known_items`` restricts the adversary's knowledge to those items (the *linkage columns*); the
+    targets are then drawn among users who rated at least ``n_known`` of them.
+    """
     rng = np.random.default_rng(seed)
     weights = item_weights(release)
-    targets = rng.choice(len(truth.ratings), size=n_targets, replace=False)
+    if known_items is None:
+        targets = rng.choice(len(truth.ratings), size=n_targets, replace=False)
+    else:
+        eligible = np.flatnonzero((truth.ratings[:, known_items] > 0).sum(1) >= n_known)
+        if len(eligible) < n_targets:
+            raise ValueError(f"only {len(eligible)} users rated {n_known} of the known items: "
+                             "ask for fewer targets or known ratings, or pick more popular items")
+        targets = rng.choice(eligible, size=n_targets, replace=False)
     hits = guesses = claims = 0
     for t in targets:
-        aux = auxiliary_information(truth, t, n_known, rng)
+        aux = auxiliary_information(truth, t, n_known, rng, items=known_items)
         match = deanonymize(aux, release, weights, phi)
         if match is not None:
             claims += 1
