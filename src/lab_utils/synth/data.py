@@ -150,7 +150,7 @@ class Schema:
             else:
                 w = (c.upper - c.lower) / c.bins
                 data[c.name] = c.lower + (codes[:, j] + rng.random(len(codes))) * w
-        return self._restore(pd.DataFrame(data))
+        return self.restore_types(pd.DataFrame(data))
 
     def to_unit(self, df: pd.DataFrame) -> np.ndarray:
         """Features for neural models: one-hot categoricals, continuous clipped and scaled to [-1, 1]."""
@@ -175,7 +175,7 @@ class Schema:
             else:
                 v = np.clip(block[:, 0], -1, 1)
                 data[c.name] = c.lower + (v + 1) / 2 * (c.upper - c.lower)
-        return self._restore(pd.DataFrame(data))
+        return self.restore_types(pd.DataFrame(data))
 
     @property
     def unit_blocks(self) -> list[tuple[str, int, int]]:
@@ -186,7 +186,7 @@ class Schema:
             k += c.width
         return out
 
-    def _restore(self, df: pd.DataFrame) -> pd.DataFrame:
+    def restore_types(self, df: pd.DataFrame) -> pd.DataFrame:
         for c in self.columns:
             if c.kind == "continuous" and c.integer:
                 df[c.name] = np.round(df[c.name]).astype(np.int64)

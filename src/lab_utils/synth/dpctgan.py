@@ -201,4 +201,4 @@ class DPCTGAN:
                 out[c.name] = out[c.name].astype(float).clip(c.lower, c.upper)
             else:
                 out[c.name] = out[c.name].astype(object)
-        return self.schema._restore(out[self.schema.names])
+        return self.schema.restore_types(out[self.schema.names])

@@ -105,4 +105,4 @@ class QUAIL:
         labels = (p.cumsum(1) > self._rng.random((n, 1))).argmax(1)
         out = feats.copy()
         out[self.target] = np.asarray(self.schema[self.target].categories, dtype=object)[labels]
-        return self.schema._restore(out[self.schema.names])
+        return self.schema.restore_types(out[self.schema.names])
