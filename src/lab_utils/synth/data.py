@@ -187,6 +187,7 @@ class Schema:
         return out
 
     def restore_types(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Give generated columns the schema's types back (integer continuous columns rounded)."""
         for c in self.columns:
             if c.kind == "continuous" and c.integer:
                 df[c.name] = np.round(df[c.name]).astype(np.int64)
