@@ -18,7 +18,9 @@ def test_there_are_labs():
 
 @pytest.mark.parametrize("lab", LABS, ids=lambda d: d.name)
 def test_grader_tells_right_from_wrong(lab):
-    proof = prove_grader(lab)
+    # crashing, hanging and file-deleting submissions test the batch grader, which every lab shares:
+    # proving that once (with the first lab) saves a whole time limit of wall clock per other lab
+    proof = prove_grader(lab, misbehaving=lab == LABS[0])
     summary = "\n".join(f"{k}: {g.scores} {g.status}" for k, g in proof.grades.items())
     assert proof.ok, "\n".join(proof.failures) + "\n" + summary
 
@@ -36,7 +38,7 @@ def test_references_switch_off_while_grading(monkeypatch):
 
 
 def test_lab_utils_references_are_guarded(monkeypatch):
-    from lab_utils import memory
+    from lab_utils.fitting import memory
 
     monkeypatch.setenv("LAB_GRADING", "1")
     with pytest.raises(ReferenceDisabledError):

@@ -214,8 +214,14 @@ def _variant(nb: nbformat.NotebookNode, path: Path, replace: dict[int, str] | No
     return path
 
 
-def prove_grader(lab_dir: str | Path, timeout: float | None = None, jobs: int = 2) -> Proof:
-    """Build the lab and check that its grader tells right from wrong (see the module docstring)."""
+def prove_grader(lab_dir: str | Path, timeout: float | None = None, jobs: int = 2,
+                 misbehaving: bool = True) -> Proof:
+    """Build the lab and check that its grader tells right from wrong (see the module docstring).
+
+    ``misbehaving``: also put crashing, hanging and file-deleting submissions into the batch. That
+    proves :func:`grade_folder`'s isolation, which does not depend on the lab; the test suite does it
+    for one lab (the hanging submission costs a whole time limit of wall clock per lab).
+    """
     lab_dir = Path(lab_dir).resolve()
     with tempfile.TemporaryDirectory(prefix="lab_prove_") as tmp:
         tmp = Path(tmp)
@@ -249,45 +255,58 @@ def prove_grader(lab_dir: str | Path, timeout: float | None = None, jobs: int = 
         for q, src in wrong.items():
             if q in cells:
                 _variant(solution, subs / f"c-wrong-{q}-{name}", replace={cells[q]: src})
-        _variant(solution, subs / f"d-crashing-{name}", insert_after=(first, "import os\nos._exit(3)"))
-        # a hang that sleeps: the time limit kills it exactly as it kills a busy loop, and it leaves
-        # the core to the rest of the batch (a busy loop held one of 2 cores for the whole limit)
-        _variant(solution, subs / f"e-hanging-{name}", insert_after=(first, "import time\nwhile True:\n    time.sleep(1)"))
-        _variant(solution, subs / f"f-deleting-{name}", insert_after=(
-            first, "import os\nfor f in os.listdir('.'):\n    if os.path.isfile(f):\n        os.remove(f)"))
+        if misbehaving:
+            _misbehaving_variants(solution, subs, name, first)
         sentinel = tmp / "instructor-file.txt"
         sentinel.write_text("must survive grading")
         (subs / sol.submission).unlink()
         grades = [sol, *grade_folder(subs, b, timeout=limit, jobs=jobs, csv=tmp / "gradebook.csv")]
         proof.grades = {g.submission.split(f"-{name}")[0]: g for g in grades}
-        G = proof.grades
-
-        if G["a-solution"].total != b.total:
-            fail(f"the solution scores {G['a-solution'].scores}, not full marks {b.points} "
-                 f"({G['a-solution'].status}: {G['a-solution'].detail[-500:]})")
-        if G["b-untouched"].total != 0:
-            fail(f"the untouched student notebook scores {G['b-untouched'].scores}: some test passes by accident")
-        for q in wrong:
-            g = G.get(f"c-wrong-{q}")
-            if g is None:
-                continue
-            if g.scores[q] >= b.points[q]:
-                fail(f"the planted wrong answer for {q} still gets {g.scores[q]}/{b.points[q]}")
-            others = {k: v for k, v in g.scores.items() if k != q and v != b.points[k]}
-            if others:
-                fail(f"the planted wrong answer for {q} also cost other questions: {others}")
-        if G["d-crashing"].status != "crashed" or G["d-crashing"].total != 0:
-            fail(f"a notebook that kills its interpreter got {G['d-crashing']}")
-        if G["e-hanging"].status != "timeout" or G["e-hanging"].total != 0:
-            fail(f"a hanging notebook got {G['e-hanging']}")
-        if G["e-hanging"].seconds > limit + 30:
-            fail(f"the hanging notebook took {G['e-hanging'].seconds:.0f} s, limit {limit:.0f} s")
+        _check_grades(proof, b, wrong, limit if misbehaving else None)
         if not sentinel.exists():
             fail("a submission deleted a file outside its scratch folder")
         book = (tmp / "gradebook.csv").read_text().splitlines()
         if len(book) != len(grades):  # header + every submission but the solution graded first
             fail(f"the gradebook has {len(book) - 1} rows for {len(grades) - 1} submissions")
         return proof
+
+
+def _misbehaving_variants(solution: nbformat.NotebookNode, subs: Path, name: str, first: int) -> None:
+    """A crashing, a hanging and a file-deleting copy of the solution, into the batch folder ``subs``."""
+    _variant(solution, subs / f"d-crashing-{name}", insert_after=(first, "import os\nos._exit(3)"))
+    # a hang that sleeps: the time limit kills it exactly as it kills a busy loop, and it leaves
+    # the core to the rest of the batch (a busy loop held one of 2 cores for the whole limit)
+    _variant(solution, subs / f"e-hanging-{name}", insert_after=(first, "import time\nwhile True:\n    time.sleep(1)"))
+    _variant(solution, subs / f"f-deleting-{name}", insert_after=(
+        first, "import os\nfor f in os.listdir('.'):\n    if os.path.isfile(f):\n        os.remove(f)"))
+
+
+def _check_grades(proof: Proof, b: LabBuild, wrong: dict[str, str], limit: float | None) -> None:
+    """Solution full marks, untouched zero, each wrong answer loses only its own question; with a
+    ``limit``, the misbehaving submissions scored zero with the right status within the limit."""
+    fail, G = proof.failures.append, proof.grades
+    if G["a-solution"].total != b.total:
+        fail(f"the solution scores {G['a-solution'].scores}, not full marks {b.points} "
+             f"({G['a-solution'].status}: {G['a-solution'].detail[-500:]})")
+    if G["b-untouched"].total != 0:
+        fail(f"the untouched student notebook scores {G['b-untouched'].scores}: some test passes by accident")
+    for q in wrong:
+        g = G.get(f"c-wrong-{q}")
+        if g is None:
+            continue
+        if g.scores[q] >= b.points[q]:
+            fail(f"the planted wrong answer for {q} still gets {g.scores[q]}/{b.points[q]}")
+        others = {k: v for k, v in g.scores.items() if k != q and v != b.points[k]}
+        if others:
+            fail(f"the planted wrong answer for {q} also cost other questions: {others}")
+    if limit is None:
+        return
+    if G["d-crashing"].status != "crashed" or G["d-crashing"].total != 0:
+        fail(f"a notebook that kills its interpreter got {G['d-crashing']}")
+    if G["e-hanging"].status != "timeout" or G["e-hanging"].total != 0:
+        fail(f"a hanging notebook got {G['e-hanging']}")
+    if G["e-hanging"].seconds > limit + 30:
+        fail(f"the hanging notebook took {G['e-hanging'].seconds:.0f} s, limit {limit:.0f} s")
 
 
 # ------------------------------------------------------------------------------ CLI
