@@ -24,7 +24,7 @@ CACHE_DIR := _build/.jupyter_cache
 # the scale _build/html was built at, for the browser test (it compares figures with that cache)
 HTML_SCALE := _build/config/html_scale
 
-.PHONY: help install book test lint unit nbval labs labs-check site site-test browser-deps lab grade lock clean
+.PHONY: help install book test lint unit nbval labs labs-check grading-deps site site-test browser-deps lab grade lock clean
 
 help:
 	@echo "make book   - install (into $(VENV)), execute every chapter at the detected scale (LAB_SCALE"
@@ -35,6 +35,7 @@ help:
 	@echo "make labs   - build student notebooks and autograder bundles into labs/*/dist"
 	@echo "make lab    - open JupyterLab"
 	@echo "make grade LAB=labs/NN-topic SUBMISSIONS=folder [OUT=gradebook.csv] - grade a folder of submissions"
+	@echo "              (each in a bubblewrap sandbox, in parallel; also writes OUT's .report.md and .scores.png)"
 
 $(STAMP): requirements.txt requirements-nodeps.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,7 +62,7 @@ book: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-unit: $(STAMP)
+unit: $(STAMP) grading-deps
 	$(UNIT_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=600 -m "not browser" \
 		--ignore=tests/test_labs.py tests
 
@@ -76,7 +77,12 @@ nbval: $(STAMP)
 labs: $(STAMP)
 	$(BIN)/python -m lab_utils.grading build labs
 
-labs-check: $(STAMP)
+# Submissions are graded in a bubblewrap sandbox (lab_utils.grading.sandbox), installed like Chromium.
+grading-deps:
+	@test -x /usr/bin/bwrap || { echo "installing Debian's bubblewrap for the grading sandbox"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap > /dev/null; }
+
+labs-check: $(STAMP) grading-deps
 	$(UNIT_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=1200 tests/test_labs.py
 
 # The site at CI scale from the ci cache; chapters nbval did not record are executed here. Under
@@ -106,7 +112,7 @@ test:
 lab: $(STAMP)
 	$(BIN)/jupyter lab
 
-grade: $(STAMP)
+grade: $(STAMP) grading-deps
 	@test -n "$(LAB)" -a -n "$(SUBMISSIONS)" || { echo "usage: make grade LAB=labs/01-memory-anatomy SUBMISSIONS=path/to/folder [OUT=gradebook.csv]"; exit 2; }
 	$(BIN)/python -m lab_utils.grading grade $(LAB) $(SUBMISSIONS) --out $(or $(OUT),gradebook.csv)
 

@@ -1,35 +1,24 @@
-"""Switch off the book's reference implementations while a lab is graded.
+"""Mark the book's reference implementations that a lab asks students to write.
 
-Labs ask students to write functions that ``lab_utils`` also contains. The references are
-marked with :func:`graded_reference`; when the grader runs a submission it sets
-``LAB_GRADING=1`` and they raise, so an answer that just calls them earns nothing.
+A lab grades a student's own version of some ``lab_utils`` functions. Those references (and their
+*twins*: other functions that return the same answer under another name) are marked with
+:func:`graded_reference`. The marker changes nothing when the book runs; the grading build of
+``lab_utils`` (:func:`lab_utils.grading.build.grading_package`) **deletes** every marked function,
+and every module that imports one, so an answer that calls them fails while it is graded. (An
+earlier guard raised while an environment variable was set: student code could reset the variable
+or dig the original out of the wrapper's closure. Code that is not there cannot be reached.)
 """
 
 from __future__ import annotations
 
-import functools
-import os
 from collections.abc import Callable
 from typing import TypeVar
 
-GRADING_ENV = "LAB_GRADING"
 F = TypeVar("F", bound=Callable)
-
-
-class ReferenceDisabledError(RuntimeError):
-    """Raised by a lab_utils reference function while a lab is being graded."""
+MARKER = "graded_reference"
 
 
 def graded_reference(fn: F) -> F:
-    """Mark a lab_utils function that a lab asks students to write: it raises while grading."""
-
-    @functools.wraps(fn)
-    def reference(*args, **kwargs):
-        if os.environ.get(GRADING_ENV) == "1":
-            raise ReferenceDisabledError(
-                f"{fn.__module__}.{fn.__name__} is switched off while labs are graded: "
-                "implement it yourself instead of calling the book's reference")
-        return fn(*args, **kwargs)
-
-    del reference.__wrapped__  # no back door to the original while grading
-    return reference  # type: ignore[return-value]
+    """Mark ``fn`` as a reference a lab grades (removed from the grading build; unchanged here)."""
+    fn.__graded_reference__ = True  # type: ignore[attr-defined]
+    return fn

@@ -6,6 +6,8 @@
 * :func:`schedule_and_memory` — a timeline over a step plot of what is held after each step.
 * :func:`lines_by_group` — one line per group of a table (e.g. per strategy over a depth sweep).
 * :func:`table` — a list of dicts or dataclasses as a pandas DataFrame (renders as a table).
+* :func:`token_slices` — how a sequence is cut into token slices (TeraPipe).
+* :func:`score_histograms` — a lab's score distribution, total and per question (instructor report).
 """
 
 from __future__ import annotations
@@ -162,6 +164,19 @@ def _as_dict(row: Any) -> dict:
     return dict(row)
 
 
+def score_histograms(scores: Mapping[str, Sequence[float]], maxima: Mapping[str, float],
+                     title: str = "") -> plt.Figure:
+    """One histogram per column of ``scores`` (e.g. ``total`` and each question), binned by point."""
+    fig, axes = plt.subplots(1, len(scores), figsize=(2.6 * len(scores), 2.6), squeeze=False)
+    for ax, (name, values) in zip(axes[0], scores.items()):
+        top = maxima[name]
+        ax.hist(values, bins=np.arange(-0.5, top + 1.0, 0.5 if top <= 4 else 1.0), color=PALETTE[0])
+        ax.set(title=name, xlabel=f"points (of {top:g})", ylabel="submissions")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def tradeoff(points: Mapping[str, tuple[float, float]], xlabel: str, ylabel: str, title: str = "",
              ax: plt.Axes | None = None, ref: str | None = None) -> plt.Axes:
     """One labelled dot per option at (x, y), e.g. memory per rank vs step time; ``ref`` marks the
@@ -174,4 +189,25 @@ def tradeoff(points: Mapping[str, tuple[float, float]], xlabel: str, ylabel: str
         ax.axvline(points[ref][0], color="k", lw=0.7, ls="--")
         ax.axhline(points[ref][1], color="k", lw=0.7, ls="--")
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    return ax
+
+
+def token_slices(slicings: Mapping[str, Sequence[int]], title: str = "", ax: plt.Axes | None = None,
+                 xlabel: str = "token position") -> plt.Axes:
+    """One row per slicing of a sequence (e.g. TeraPipe's DP vs uniform), one segment per token slice,
+    labelled with its length: ``{"DP": [96, 96, 80], ...}``."""
+    ax = ax or plt.subplots()[1]
+    for row, (name, slices) in enumerate(slicings.items()):
+        if len(slices) == 0 or min(slices) < 1:
+            raise ValueError(f"slicing {name!r} must be positive token counts, got {list(slices)}")
+        start = 0
+        for i, length in enumerate(slices):
+            ax.barh(row, length, left=start, height=0.7, color=PALETTE[i % 2], edgecolor="white")
+            if length >= sum(slices) / 40:
+                ax.text(start + length / 2, row, str(length), ha="center", va="center", fontsize=6, color="white")
+            start += length
+    ax.set_yticks(range(len(slicings)), list(slicings))
+    ax.invert_yaxis()
+    ax.set(xlabel=xlabel, title=title)
+    ax.grid(axis="y", visible=False)
     return ax

@@ -41,6 +41,7 @@ def _check_depth(n: int) -> None:
         raise ValueError(f"the network needs n >= 1 layers, got n={n!r}")
 
 
+@graded_reference  # twin: sqrt_n_segments(n) is even_segments(n, round(sqrt(n)))
 def even_segments(n: int, k: int) -> Segments:
     """Cut ``n`` layers into ``k`` contiguous segments whose lengths differ by at most one."""
     _check_depth(n)

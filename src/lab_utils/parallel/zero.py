@@ -59,6 +59,7 @@ def _check(num_params: float, world_size: int, stage: int | None = None) -> None
         raise ValueError(f"stage must be one of 0 (plain DP), 1 (P_os), 2 (P_os+g), 3 (P_os+g+p); got {stage!r}")
 
 
+@graded_reference  # twin: memory_per_device(...) is memory_breakdown(...).total
 def memory_breakdown(num_params: float, world_size: int, stage: int, k: float = 12,
                      param_bytes: float = 2, grad_bytes: float = 2) -> TrainingBytes:
     """Per-device bytes of parameters, gradients and optimizer states at a ZeRO ``stage`` (Section 5).
