@@ -39,10 +39,11 @@ REPORT_NAME = "gpu_check"
 LIMITS_S = {
     "single_gpu": 40,
     "checkpointing": 60,
-    "zero": 90,
-    "sharded": 60,
-    "pipeline": 60,
-    "dp_synth": 60,
+    "zero": 70,
+    "sharded": 50,
+    "pipeline": 50,
+    "terapipe": 50,
+    "dp_synth": 50,
     "gpu_tests": 50,   # tests/gpu/ but the NCCL file: timer, memory formulas, ZeRO-Offload, fairscale FSDP
     "gpu_nccl": 120,   # tests/gpu/test_parallel_nccl.py: the distributed references on NCCL
 }

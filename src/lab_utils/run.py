@@ -55,6 +55,9 @@ EXPERIMENTS = {
     "pipeline": Experiment("lab_utils.parallel.pipeline_run:pipeline_worker",
                            "pipeline parallelism (torch.distributed.pipelining, --schedule gpipe|1f1b), one stage per rank",
                            ("schedules", "chunks", "sizes", "steps", "global_batch", "lr", "seed")),
+    "terapipe": Experiment("lab_utils.parallel.terapipe_run:terapipe_worker",
+                           "TeraPipe: a small GPT pipelined over token slices (--chunks equal slices, DP, micro-batches)",
+                           ("chunks", "steps", "global_batch", "lr", "seed")),
 }
 
 

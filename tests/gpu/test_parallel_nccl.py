@@ -107,3 +107,20 @@ def test_pipeline_schedules_on_nccl():
         assert torch.allclose(recs[-1].extra["output0"], out, atol=1e-5)
         assert torch.allclose(torch.cat([r.extra["grads0"] for r in recs]), grads, atol=1e-5)
         assert (torch.cat([r.params for r in recs]) - baseline.params).abs().max().item() < 1e-4
+
+
+def test_terapipe_token_pipeline_on_nccl():
+    """TeraPipe's token-pipelined GPT on the GPUs: every schedule's loss and gradient equal the unsliced model's."""
+    from lab_utils.parallel.terapipe_gpt import GPTConfig, reference_loss_and_grads
+    from lab_utils.parallel.terapipe_run import terapipe_worker
+
+    n = world()
+    cfg = GPTConfig(vocab=64, d_model=64, n_head=4, n_layer=4, seq_len=64)
+    per_rank = launch(terapipe_worker, n, backend="nccl", timeout=600, echo="none", global_batch=8, steps=2,
+                      unit=8, repeats=1, keep_tensors=True, d_model=64, n_layer=4, seq_len=64)
+    loss, grads = reference_loss_and_grads(cfg, 8, device="cuda:0")
+    for i in range(len(per_rank[0])):  # unsliced, uniform, dp, microbatch
+        recs = [per_rank[r][i] for r in range(n)]
+        assert [r.device for r in recs] == [f"cuda:{r}" for r in range(n)] and recs[0].backend == "nccl"
+        assert recs[0].losses[0] == pytest.approx(loss, abs=1e-5)
+        assert torch.allclose(torch.cat([r.extra["grads0"] for r in recs]), grads, atol=1e-5), recs[0].config
