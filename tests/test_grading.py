@@ -206,8 +206,12 @@ def test_snooping_detector_finds_a_leaky_sandbox(tmp_path, grading_root, monkeyp
     monkeypatch.setattr(grade_module, "bwrap_command", lambda bwrap, root, nb, out, cmd, threads: [
         "env", f"PYTHONPATH={root}", "bash", "-c", f"ln -sf {nb} /tmp/_leak.ipynb; "
         f"sed 's#/job/submission.ipynb#/tmp/_leak.ipynb#; s#/out/#{out}/#' | " + " ".join(cmd)])
-    assert grade_submission(nb, _build(grading_root), timeout=120).scores == {"q1": 3}
-    assert (tmp_path / "lab" / "written-by-a-submission.txt").exists()
+    try:
+        assert grade_submission(nb, _build(grading_root), timeout=120).scores == {"q1": 3}
+        assert (tmp_path / "lab" / "written-by-a-submission.txt").exists()
+    finally:  # the unsandboxed run wrote into the host's /tmp, as a leaky sandbox would
+        Path("/tmp/written-by-a-submission.txt").unlink(missing_ok=True)
+        Path("/tmp/_leak.ipynb").unlink(missing_ok=True)
 
 
 def test_hanging_probe_is_stopped_and_the_rest_graded(tmp_path, grading_root):

@@ -6,46 +6,59 @@ Each test is a probe (runs in the sandbox on the student's functions, returns pl
 
 from lab_utils.grading.hidden import Hidden, raised
 
-
 # ---------------------------------------------------------------- q1: bytes per parameter
-def probe_q1_every_setup(bytes_per_param):
-    out = {}
-    for setup in [("adam", "fp32"), ("adam", "mixed"), ("momentum", "fp32"), ("sgd", "fp32")]:
-        out[setup] = bytes_per_param(*setup)
-    return out
+MEASURED = [("adagrad", "fp32"), ("rmsprop", "bf16"), ("adamw", "bf16"), ("momentum", "fp16"),
+            ("adam", "fp32"), ("rmsprop", "fp32")]
 
 
-def judge_q1_every_setup(out):
+def probe_q1_measured_setups(bytes_per_param):
+    setups = [("adagrad", "fp32"), ("rmsprop", "bf16"), ("adamw", "bf16"), ("momentum", "fp16"),
+              ("adam", "fp32"), ("rmsprop", "fp32")]
+    return [bytes_per_param(opt, weights) for opt, weights in setups]
+
+
+def judge_q1_measured_setups(out):
+    """Each answer against a real PyTorch optimizer's state, measured after one step."""
     import torch
 
     from lab_utils.measure import training_state_bytes
 
-    for (optimizer, precision), opt_cls in [(("adam", "fp32"), torch.optim.Adam),
-                                            (("momentum", "fp32"), torch.optim.SGD)]:
-        layer = torch.nn.Linear(37, 11, bias=False)
-        kwargs = {"momentum": 0.9} if optimizer == "momentum" else {}
-        opt = opt_cls(layer.parameters(), lr=0.1, **kwargs)
-        layer(torch.randn(3, 37)).sum().backward()
+    classes = {"adagrad": torch.optim.Adagrad, "rmsprop": torch.optim.RMSprop, "adamw": torch.optim.AdamW,
+               "adam": torch.optim.Adam, "momentum": torch.optim.SGD}
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    for got, (optimizer, weights) in zip(out, MEASURED):
+        layer = torch.nn.Linear(37, 11, bias=False).to(dtypes[weights])
+        opt = classes[optimizer](layer.parameters(), lr=0.01, **({"momentum": 0.9} if optimizer == "momentum" else {}))
+        layer.weight.grad = torch.ones_like(layer.weight)
         opt.step()
-        measured = training_state_bytes(layer, opt).total - (4 if optimizer == "adam" else 0)  # Adam's step
-        got = out[(optimizer, precision)]
-        assert got * 37 * 11 == measured, f"{optimizer}/{precision}: {got} B/param, measured {measured / 407}"
-    assert out[("adam", "mixed")] == 16, "the ZeRO paper's mixed-precision Adam count is 2 + 2 + 12"
-    assert out[("sgd", "fp32")] == 8
+        step = sum(t.nbytes for t in opt.state[layer.weight].values() if t.numel() == 1)  # the scalar counter
+        measured = (training_state_bytes(layer, opt).total - step) / layer.weight.numel()
+        assert got == measured, f"{optimizer} with {weights} weights: measured {measured:g} B/param, got {got!r}"
+
+
+def probe_q1_master_weights(bytes_per_param):
+    return [bytes_per_param("adam", "fp16", master=True), bytes_per_param("momentum", "bf16", master=True),
+            bytes_per_param("adagrad", "bf16", master=True), bytes_per_param("sgd", "fp16", master=True)]
+
+
+def judge_q1_master_weights(out):
+    # 16-bit weights and gradients, an fp32 master copy, fp32 states: the ZeRO paper's 2 + 2 + K count
+    want = [2 + 2 + 4 + 8, 2 + 2 + 4 + 4, 2 + 2 + 4 + 4, 2 + 2 + 4]
+    assert out == want, f"with an fp32 master copy: expected {want} B/param for adam, momentum, adagrad, sgd; got {out}"
 
 
 def probe_q1_errors(bytes_per_param):
     out = []
-    for setup in [("lamb", "fp32"), ("sgd", "mixed"), ("adam", "fp8")]:
+    for args in [("lamb", "fp32", False), ("adam", "fp8", False), ("adam", "fp32", True)]:
         try:
-            out.append(bytes_per_param(*setup))
+            out.append(bytes_per_param(*args))
         except ValueError as exc:
             out.append(f"ValueError: {exc}")
     return out
 
 
 def judge_q1_errors(out):
-    for got, setup in zip(out, ["lamb/fp32", "sgd/mixed", "adam/fp8"]):
+    for got, setup in zip(out, ["lamb/fp32", "adam/fp8", "adam/fp32 with an fp32 master"]):
         assert isinstance(got, str) and got.startswith("ValueError"), f"{setup} must raise ValueError, got {got!r}"
 
 
@@ -129,11 +142,53 @@ def judge_q3_micro_batches(out):
         assert sizes == want, f"n={n}, micro_batch={micro}: the model saw batches of {sizes}, expected {want}"
 
 
+# ---------------------------------------------------------------- q4: measure, and say why
+ACTIVATIONS = [("GELU", 3, 5, 12, 3), ("Tanh", 6, 7, 10, 2), ("SiLU", 2, 9, 20, 4), ("Sigmoid", 5, 4, 6, 1)]
+
+
+def probe_q4_measured(measure_saved_bytes):
+    from torch import nn
+
+    cases = [("GELU", 3, 5, 12, 3), ("Tanh", 6, 7, 10, 2), ("SiLU", 2, 9, 20, 4), ("Sigmoid", 5, 4, 6, 1)]
+    return [measure_saved_bytes(getattr(nn, name), b, d, w, n) for name, b, d, w, n in cases]
+
+
+def _grader_measurement(name, batch, d_in, width, depth):
+    import torch
+    from torch import nn
+
+    from lab_utils.measure import saved_activation_bytes
+
+    layers = []
+    for i in range(depth):
+        layers += [nn.Linear(d_in if i == 0 else width, width), getattr(nn, name)()]
+    model = nn.Sequential(*layers, nn.Linear(width, 2))
+    with saved_activation_bytes(model) as s:
+        model(torch.randn(batch, d_in))
+    return s.activations
+
+
+def judge_q4_saved(out):
+    for got, case in zip(out, ACTIVATIONS):
+        want = _grader_measurement(*case)
+        assert isinstance(got, dict) and got.get("saved") == want, f"{case}: the grader measured {want} B, got {got!r}"
+
+
+def judge_q4_extra_per_block(out):
+    for got, (name, b, d, w, n) in zip(out, ACTIVATIONS):
+        want = (_grader_measurement(name, b, d, w, n) - _grader_measurement("ReLU", b, d, w, n)) // n
+        assert got.get("extra_per_block") == want, f"{name}: extra bytes per block measured {want}, got {got!r}"
+
+
 HIDDEN = [
-    Hidden("q1", 1, probe_q1_every_setup, judge_q1_every_setup),
-    Hidden("q1", 1, probe_q1_errors, judge_q1_errors, requires=("judge_q1_every_setup",)),
+    Hidden("q1", 1, probe_q1_measured_setups, judge_q1_measured_setups, requires=("judge_q1_master_weights",)),
+    Hidden("q1", 0.5, probe_q1_master_weights, judge_q1_master_weights, requires=("judge_q1_measured_setups",)),
+    Hidden("q1", 0.5, probe_q1_errors, judge_q1_errors,
+           requires=("judge_q1_measured_setups", "judge_q1_master_weights")),
     Hidden("q2", 1, probe_q2_predictions, judge_q2_small_measured, requires=("judge_q2_too_big_to_measure",)),
     Hidden("q2", 1, probe_q2_predictions, judge_q2_too_big_to_measure),
     Hidden("q3", 2, probe_q3_accumulation, judge_q3_gradient, requires=("judge_q3_micro_batches",)),
     Hidden("q3", 1, probe_q3_accumulation, judge_q3_micro_batches, requires=("judge_q3_gradient",)),
+    Hidden("q4", 1, probe_q4_measured, judge_q4_saved, requires=("judge_q4_extra_per_block",)),
+    Hidden("q4", 1, probe_q4_measured, judge_q4_extra_per_block, requires=("judge_q4_saved",)),
 ]

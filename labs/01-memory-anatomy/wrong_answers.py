@@ -5,13 +5,15 @@ and fails unless that question loses points and no other question does.
 """
 
 WRONG_ANSWERS = {
-    # forgets Adam's second moment: 4 + 4 + 4 = 12 bytes for fp32 Adam
+    # keeps optimizer states in fp32 whatever the weights' dtype (true with a master copy only)
     "q1": '''
-def bytes_per_param(optimizer: str, precision: str) -> int:
-    table = {("sgd", "fp32"): 8, ("momentum", "fp32"): 12, ("adam", "fp32"): 12, ("adam", "mixed"): 16}
-    if (optimizer, precision) not in table:
-        raise ValueError(f"unknown setup {optimizer}/{precision}")
-    return table[(optimizer, precision)]
+def bytes_per_param(optimizer, weights, master=False):
+    dtype_bytes = {"fp32": 4, "bf16": 2, "fp16": 2}
+    states = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2, "adagrad": 1, "rmsprop": 1}
+    if optimizer not in states or weights not in dtype_bytes or (master and weights == "fp32"):
+        raise ValueError(f"unknown setup {optimizer}/{weights}")
+    w = dtype_bytes[weights]
+    return w + w + (4 if master else 0) + states[optimizer] * 4
 ''',
     # counts the input twice-over: every Linear input AND every ReLU output as separate tensors
     "q2": '''
@@ -29,6 +31,22 @@ def accumulate_gradients(model, loss_fn, x, y, micro_batch):
         xb, yb = x[start:start + micro_batch], y[start:start + micro_batch]
         (loss_fn(model(xb), yb) / len(chunks)).backward()
 ''',
+    # measures GELU and ReLU networks of different sizes: compares the wrong pair
+    "q4": '''
+from lab_utils.measure import saved_activation_bytes
+
+def measure_saved_bytes(activation, batch, d_in, width, depth):
+    def saved(act, n):
+        layers = []
+        for i in range(n):
+            layers += [nn.Linear(d_in if i == 0 else width, width), act()]
+        model = nn.Sequential(*layers, nn.Linear(width, 2))
+        with saved_activation_bytes(model) as s:
+            model(torch.randn(batch, d_in))
+        return s.activations
+    ours = saved(activation, depth)
+    return {"saved": ours, "extra_per_block": ours - saved(nn.ReLU, 1)}
+''',
 }
 
 # Shortcuts a student could try: each must score 0 on the questions it answers (see
@@ -38,8 +56,8 @@ SHORTCUTS = {
         "q1": '''
 from lab_utils.fitting.memory import bytes_per_parameter
 
-def bytes_per_param(optimizer, precision):
-    return sum(bytes_per_parameter(optimizer, precision))
+def bytes_per_param(optimizer, weights, master=False):
+    return sum(bytes_per_parameter(optimizer, "mixed" if master else weights))
 ''',
         "q2": '''
 import lab_utils.fitting.memory as memory
@@ -68,6 +86,17 @@ def saved_activation_bytes_mlp(batch, d_in, width, depth, dtype_bytes=4):
     return saved.activations * dtype_bytes // 4
 ''',
     },
+    # the chapter's table, which covers sgd/momentum/adam in fp32 and ZeRO's mixed Adam only
+    "the chapter's table only": {
+        "q1": '''
+def bytes_per_param(optimizer, weights, master=False):
+    table = {("sgd", "fp32", False): 8, ("momentum", "fp32", False): 12, ("adam", "fp32", False): 16,
+             ("adam", "fp16", True): 16}
+    if (optimizer, weights, master) not in table:
+        raise ValueError(f"unknown setup {optimizer}/{weights}")
+    return table[(optimizer, weights, master)]
+''',
+    },
     # one backward over the whole batch: the right .grad, without holding one micro-batch at a time
     "full batch instead of accumulation": {
         "q3": '''
@@ -77,10 +106,19 @@ def accumulate_gradients(model, loss_fn, x, y, micro_batch):
 ''',
     },
     # right for the inputs the public checks use, and nothing else
+    # measures the network it is given but returns a formula for the difference (right for GELU only)
+    "formula instead of measuring": {
+        "q4": '''
+def measure_saved_bytes(activation, batch, d_in, width, depth):
+    relu = batch * (d_in + depth * width) * 4
+    extra = batch * width * 4 if activation is not nn.ReLU else 0
+    return {"saved": relu + depth * extra, "extra_per_block": extra}
+''',
+    },
     "public inputs only": {
         "q1": '''
-def bytes_per_param(optimizer, precision):
-    if (optimizer, precision) == ("sgd", "fp32"):
+def bytes_per_param(optimizer, weights, master=False):
+    if (optimizer, weights, master) == ("sgd", "fp32", False):
         return 8
     raise ValueError(optimizer)
 ''',
