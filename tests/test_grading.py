@@ -16,7 +16,7 @@ from lab_utils.grading.build import LabBuild
 from lab_utils.grading.grade import Grade, grade_submission, judge, write_gradebook
 from lab_utils.grading.hidden import Hidden, Raised, decode, dumps, encode, loads, raised
 from lab_utils.grading.package import check_grading_package, grading_package
-from lab_utils.grading.prove import snoop_cell
+from lab_utils.grading.prove import pack_shortcuts, snoop_cell
 from lab_utils.grading.report import write_report
 from lab_utils.grading.sandbox import require_bwrap
 
@@ -238,3 +238,8 @@ def test_gradebook_and_report(tmp_path):
     assert "| q1 | 3.00 | 1.50 | 1.50 | 1 | 0 | 1 | judge_double | 1 | wrong: got 5 |" in report
     assert "bob.ipynb: timeout (killed after the 60 s limit)" in report
     assert (tmp_path / "g.scores.png").stat().st_size > 1000
+
+
+def test_shortcuts_on_different_questions_share_a_submission():
+    packed = pack_shortcuts({"a": {"q1": "x"}, "b": {"q1": "y", "q2": "y"}, "c": {"q2": "z"}, "d": {"q3": "w"}})
+    assert packed == [(["a", "c", "d"], {"q1": "x", "q2": "z", "q3": "w"}), (["b"], {"q1": "y", "q2": "y"})]

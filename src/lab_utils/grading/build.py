@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab_utils.grading.hidden import Hidden, load_hidden
-from lab_utils.grading.package import GradingPackage, grading_package
+from lab_utils.grading.package import GradingPackage, check_grading_package, grading_package
 
 
 @dataclass(frozen=True)
@@ -86,10 +86,12 @@ def build(lab_dir: str | Path, out_dir: str | Path | None = None, package: Gradi
         raise RuntimeError(f"otter assign failed for {master}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     grading = out / "grading"
     grading.mkdir()
-    if package is None:
-        grading_package(grading)
-    else:
+    package = package or grading_package(grading)
+    if package.root != grading:
         shutil.copytree(package.package, grading / "lab_utils")
+    problems = check_grading_package(GradingPackage(grading, package.removed_functions), import_modules=False)
+    if problems:
+        raise RuntimeError(f"the grading build of lab_utils still holds graded references: {problems}")
     shutil.copy(lab_dir / "hidden.py", grading / "hidden.py")
     (grading / "points.json").write_text(json.dumps(points, indent=1))
     # otter's autograder/ keeps the solution notebook in the student's format (our solution submission);

@@ -7,9 +7,10 @@
   and no other question's;
 * each shortcut of ``wrong_answers.py`` (``SHORTCUTS = {name: {question: answer cell}}``: calling the
   reference, its undecorated twin, answers right for the public inputs only, measuring instead of
-  predicting, …): 0 on every question it replaces, full marks on the others. The "calls the
-  reference" shortcut is also run behind the old guard's back (``LAB_GRADING=0``, originals dug out
-  of wrappers' closures), to show there is no guard left to switch off;
+  predicting, …): 0 on every question it replaces, full marks on the others (shortcuts on different
+  questions share a submission: :func:`pack_shortcuts`). The "calls the reference" shortcut runs
+  behind the old guard's back (``LAB_GRADING=0``, originals dug out of wrappers' closures), to show
+  there is no guard left to switch off;
 * generic shortcuts every lab gets: all wrong answers behind a cell that monkeypatches the test
   tools (``torch.allclose``, NumPy's comparisons, ``math.isclose``, ``AssertionError``) — 0
   everywhere; and a *snooping* notebook whose every solution cell only runs if it can read hidden
@@ -138,6 +139,21 @@ def _variant(nb: nbformat.NotebookNode, path: Path, replace: dict[int, str] | No
     return path
 
 
+def pack_shortcuts(shortcuts: dict[str, dict[str, str]]) -> list[tuple[list[str], dict[str, str]]]:
+    """Shortcuts that answer different questions share one submission (each still must score 0 on
+    its own questions, and the questions none of them answers keep full marks): fewer sandboxed runs."""
+    bins: list[tuple[list[str], dict[str, str]]] = []
+    for name, answers in shortcuts.items():
+        for names, packed in bins:
+            if not set(packed) & set(answers):
+                names.append(name)
+                packed.update(answers)
+                break
+        else:
+            bins.append(([name], dict(answers)))
+    return bins
+
+
 def _plant(b: LabBuild, lab_dir: Path, subs: Path, host_paths: list[Path]) -> dict[str, set[str]]:
     """Write every planted submission into ``subs``; returns variant → the questions it must lose."""
     solution = nbformat.read(b.solution_notebook, as_version=4)
@@ -150,14 +166,12 @@ def _plant(b: LabBuild, lab_dir: Path, subs: Path, host_paths: list[Path]) -> di
     for q, src in wrong.items():
         _variant(solution, subs / f"c-wrong-{q}.ipynb", replace={cells[q]: src})
         lose[f"c-wrong-{q}"] = {q}
-    for name, answers in shortcuts.items():
-        slug = name.replace(" ", "-")
-        _variant(solution, subs / f"s-{slug}.ipynb", replace={cells[q]: s for q, s in answers.items()})
-        lose[f"s-{slug}"] = set(answers)
-        if name == "calls the reference":
-            _variant(solution, subs / f"s-{slug}-behind-the-guard.ipynb",
-                     replace={cells[q]: s for q, s in answers.items()}, insert_before=(first, GUARD_CELL))
-            lose[f"s-{slug}-behind-the-guard"] = set(answers)
+    for names, answers in pack_shortcuts(shortcuts):
+        slug = "s-" + "+".join(n.replace(" ", "-") for n in names)
+        guard = (first, GUARD_CELL) if "calls the reference" in names else None
+        _variant(solution, subs / f"{slug}.ipynb", replace={cells[q]: s for q, s in answers.items()},
+                 insert_before=guard)
+        lose[slug] = set(answers)
     _variant(solution, subs / "g-monkeypatched.ipynb", replace={cells[q]: s for q, s in wrong.items()},
              insert_before=(first, MONKEYPATCH_CELL))
     lose["g-monkeypatched"] = set(wrong)
