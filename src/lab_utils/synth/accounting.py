@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 
+from ..graded import graded_reference
 from .data import check_privacy_params
 
 # Opacus' default Rényi orders end at 63; small ε needs larger ones for a tight bound
@@ -51,6 +52,7 @@ def remainder(epsilon: float, spent: float) -> float:
     return rest
 
 
+@graded_reference  # twin: labs/07-dp-synth q3 asks students to write dpsgd_epsilon
 def gaussian_epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
     """(ε, δ) of ``steps`` Poisson-subsampled Gaussian steps (Opacus RDP accountant)."""
     from opacus.accountants import RDPAccountant
