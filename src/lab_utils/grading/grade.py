@@ -40,6 +40,7 @@ class Grade:
     seconds: float = 0.0
     detail: str = ""
     failed: dict[str, str] = field(default_factory=dict)   # hidden test -> why it failed
+    cell_errors: list[str] = field(default_factory=list)   # cells that raised, one line each
 
     @property
     def total(self) -> float:
@@ -86,7 +87,7 @@ def grade_submission(notebook: str | Path, b: LabBuild, timeout: float = 120, th
     bwrap = bwrap or require_bwrap()
     out = scratch_dir()
     t0 = time.monotonic()
-    status, detail = "ok", ""
+    status, detail, cell_errors = "ok", "", []
     try:
         cmd = bwrap_command(bwrap, b.grading_root, notebook, out,
                             [sys.executable, "-m", "lab_utils.grading.runner"], threads)
@@ -110,9 +111,10 @@ def grade_submission(notebook: str | Path, b: LabBuild, timeout: float = 120, th
             tail = (out / "log.txt").read_text(errors="replace")[-1500:]
             status, detail = "crashed", f"exit code {proc.returncode}, no results; last output:\n{tail}"
         elif report and report.get("cell_errors"):
-            detail = "\n".join(map(str, report["cell_errors"]))[:3000]
+            cell_errors = [str(e) for e in report["cell_errors"]][:50]
+            detail = "\n".join(cell_errors)[:3000]
         scores, failed = judge(probes, b.hidden, b.points)
-        return Grade(notebook.name, scores, status, time.monotonic() - t0, detail, failed)
+        return Grade(notebook.name, scores, status, time.monotonic() - t0, detail, failed, cell_errors)
     finally:
         shutil.rmtree(out, ignore_errors=True)
 

@@ -2,7 +2,8 @@
 
 :func:`prove_grader` builds the lab and grades, in one batch:
 
-* the solution (must score 100 %) and the untouched student notebook (0 on every question);
+* the solution — the master notebook itself, whose public tests must pass as plain cells — must
+  score 100 % with no cell raising; the untouched student notebook 0 on every question;
 * each planted wrong answer of ``wrong_answers.py`` (``WRONG_ANSWERS``): loses its question's points
   and no other question's;
 * each shortcut of ``wrong_answers.py`` (``SHORTCUTS = {name: {question: answer cell}}``: calling the
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import nbformat
 
-from lab_utils.grading.build import LabBuild, build
+from lab_utils.grading.build import LabBuild, build, master_notebook
 from lab_utils.grading.grade import Grade, grade_folder, grade_submission
 
 MONKEYPATCH_CELL = """\
@@ -197,7 +198,9 @@ def prove_grader(lab_dir: str | Path, timeout: float | None = None, jobs: int | 
         subs = tmp / "submissions"
         subs.mkdir()
         t0 = time.monotonic()
-        sol = grade_submission(b.solution_notebook, b, timeout or 600)
+        # the master notebook as the solution: its public test cells run as plain code, so a public
+        # test the solution fails is a cell error (this replaces executing the masters under nbval)
+        sol = grade_submission(master_notebook(lab_dir), b, timeout or 600)
         limit = timeout or max(45.0, 3 * (time.monotonic() - t0))
         host_paths = [lab_dir, tmp, b.grading_root, Path.cwd()]
         before = {p: sorted(p.rglob("*")) for p in (lab_dir, b.grading_root)}
@@ -249,6 +252,9 @@ def _check_grades(proof: Proof, b: LabBuild, lose: dict[str, set[str]], limit: f
     if G["a-solution"].total != b.total:
         fail(f"the solution scores {G['a-solution'].scores}, not full marks {b.points} "
              f"({G['a-solution'].status}: {G['a-solution'].failed} {G['a-solution'].detail[-800:]})")
+    if G["a-solution"].cell_errors:
+        fail(f"cells of the master notebook raise when graded (a public test the solution fails, or a "
+             f"setup cell that needs a deleted reference): {G['a-solution'].cell_errors}")
     for name, questions in lose.items():
         g = G[name]
         kept = {q: g.scores[q] for q in questions if g.scores[q] > 0}
