@@ -16,7 +16,7 @@ the distinct slice costs ``t_max``, enumerated in increasing order and stopped e
 ``(K-1) t_max`` alone exceeds the best latency found. §3.4 (combining with the batch dimension) splits
 the batch into micro-batches of size ``b`` too: ``T = (B/b) S*(L; t_max) + (K-1) t_max``.
 
-A *cost model* here is any callable ``cost(l, c) -> seconds`` (see :mod:`lab_utils.parallel.terapipe_model`
+A *cost model* here is any callable ``cost(l, c) -> seconds`` (see :mod:`lab_utils.parallel.terapipe_latency`
 for the analytic and the fitted ones). Everything in this module is arithmetic on a cost model: a model
 of the latency, not a measurement of it. The section numbers are the arXiv v2 paper's.
 """
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lab_utils.graded import graded_reference
 from lab_utils.parallel.pipeline_sim import Schedule, simulate
 
 Cost = Callable[[int, int], float]  # t(l, c): one slice of l tokens after c tokens of context, one stage
@@ -54,6 +55,7 @@ def slice_times(slices: Sequence[int], cost: Cost) -> list[float]:
     return [float(cost(int(length), int(c))) for length, c in zip(slices, context)]
 
 
+@graded_reference  # labs/06-terapipe asks students to write it
 def pipeline_latency(times: Sequence[float], K: int, repeats: int = 1) -> float:
     """Eq. (1) of §3.3: ``T = repeats * sum_i t_i + (K-1) * max_j t_j`` for ``K`` equal stages.
 
@@ -67,6 +69,7 @@ def pipeline_latency(times: Sequence[float], K: int, repeats: int = 1) -> float:
     return repeats * float(sum(times)) + (K - 1) * float(max(times))
 
 
+@graded_reference  # twin: slicing_latency([1] * M, lambda l, c: times[c], K) is pipeline_latency(times, K)
 def slicing_latency(slices: Sequence[int], cost: Cost, K: int, L: int | None = None) -> float:
     """Eq. (1) for ``slices`` under ``cost``: :func:`pipeline_latency` of :func:`slice_times`."""
     if L is not None:
@@ -103,6 +106,7 @@ def cost_table(cost: Cost, L: int, unit: int = 1) -> np.ndarray:
     return D
 
 
+@graded_reference  # twin: Algorithm 1, the core of labs/06-terapipe's slicer (q2)
 def min_sum_under_cap(D: np.ndarray, t_max: float) -> tuple[float, list[int]]:
     """Algorithm 1 (§3.3) for one cap: ``S*(i) = min_{1<=k<=i} { S*(i-k) + t(k, i-k) : t(k, i-k) <= t_max }``,
     ``S*(0) = 0``; returns ``S*(n)`` and its slicing (in units), ``(inf, [])`` when no slicing fits the cap.
@@ -137,6 +141,7 @@ class Slicing:
     micro_batch: int | None = None
 
 
+@graded_reference  # labs/06-terapipe asks students to write it
 def optimal_slicing(cost: Cost, L: int, K: int, unit: int = 1, eps: float = 0.0,
                     repeats: int = 1, table: np.ndarray | None = None) -> Slicing:
     """TeraPipe's slicer (§3.3, Algorithm 1 and the enumeration around it): the slicing of ``L`` tokens that
@@ -169,6 +174,7 @@ def optimal_slicing(cost: Cost, L: int, K: int, unit: int = 1, eps: float = 0.0,
     return Slicing(best.slices, best.latency, best.t_max, tried)
 
 
+@graded_reference  # twin: joint_slicing(lambda b: cost, L, 1, K) is optimal_slicing(cost, L, K)
 def joint_slicing(cost_for_batch: Callable[[int], Cost], L: int, B: int, K: int, unit: int = 1,
                   eps: float = 0.0) -> Slicing:
     """§3.4: split the batch ``B`` into ``B/b`` micro-batches of ``b`` sequences *and* slice the tokens;
@@ -194,6 +200,7 @@ def microbatch_latency(cost_for_batch: Callable[[int], Cost], L: int, B: int, K:
     return min(options)
 
 
+@graded_reference  # twin: the same optimum as optimal_slicing for small L
 def brute_force_slicing(cost: Cost, L: int, K: int) -> tuple[float, list[int]]:
     """Every one of the ``2^(L-1)`` slicings of ``L`` tokens, scored by Eq. (1): the reference the DP must
     equal (small ``L`` only)."""
