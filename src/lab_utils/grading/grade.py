@@ -127,13 +127,15 @@ def submissions_in(folder: str | Path) -> list[Path]:
 
 
 def grade_folder(folder: str | Path, b: LabBuild, timeout: float = 120, jobs: int | None = None,
-                 csv: str | Path | None = None) -> list[Grade]:
-    """Grade every ``*.ipynb`` in ``folder``, ``jobs`` at a time (default: one per core)."""
+                 csv: str | Path | None = None, timeouts: dict[str, float] | None = None) -> list[Grade]:
+    """Grade every ``*.ipynb`` in ``folder``, ``jobs`` at a time (default: one per core);
+    ``timeouts`` overrides the limit of some submissions, by file name."""
     subs = submissions_in(folder)
     bwrap = require_bwrap()
     jobs = jobs or os.cpu_count() or 1
+    limits = {p: (timeouts or {}).get(p.name, timeout) for p in subs}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        grades = list(pool.map(lambda p: grade_submission(p, b, timeout, bwrap=bwrap), subs))
+        grades = list(pool.map(lambda p: grade_submission(p, b, limits[p], bwrap=bwrap), subs))
     if csv:
         write_gradebook(grades, b, csv)
     return grades

@@ -25,15 +25,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
 from lab_utils.grading.build import LabBuild, build, master_notebook
-from lab_utils.grading.grade import Grade, grade_folder, grade_submission
+from lab_utils.grading.grade import Grade, grade_folder
 
 MONKEYPATCH_CELL = """\
 import builtins, math
@@ -60,7 +60,8 @@ for mod in [m for name, m in list(sys.modules.items()) if name.startswith("lab_u
 """
 
 
-def snoop_cell(host_paths: list[Path], markers: list[str]) -> str:
+def snoop_cell(host_paths: list[Path], markers: list[str],
+               tmp_name: str = "written-by-a-submission.txt") -> str:
     """A cell that sets ``LEAK = True`` if it can read hidden material or write into a host folder
     (``host_paths``); it also writes into ``/tmp``, which the grader checks on the host afterwards
     (inside the sandbox ``/tmp`` is private, so writing there is allowed and is no leak)."""
@@ -68,7 +69,7 @@ def snoop_cell(host_paths: list[Path], markers: list[str]) -> str:
 import os
 LEAK = False
 try:
-    open("/tmp/written-by-a-submission.txt", "w").write("leak?")
+    open("/tmp/{tmp_name}", "w").write("leak?")
 except OSError:
     pass
 for target in {[str(p) for p in host_paths]!r}:
@@ -155,7 +156,8 @@ def pack_shortcuts(shortcuts: dict[str, dict[str, str]]) -> list[tuple[list[str]
     return bins
 
 
-def _plant(b: LabBuild, lab_dir: Path, subs: Path, host_paths: list[Path]) -> dict[str, set[str]]:
+def _plant(b: LabBuild, lab_dir: Path, subs: Path, host_paths: list[Path],
+           tmp_name: str) -> dict[str, set[str]]:
     """Write every planted submission into ``subs``; returns variant → the questions it must lose."""
     solution = nbformat.read(b.solution_notebook, as_version=4)
     cells = answer_cells(solution)
@@ -180,14 +182,17 @@ def _plant(b: LabBuild, lab_dir: Path, subs: Path, host_paths: list[Path]) -> di
     gated = {i: "if LEAK:\n" + "\n".join("    " + ln for ln in solution.cells[i].source.splitlines())
              for i in cells.values()}
     _variant(solution, subs / "g-snooping.ipynb", replace=gated,
-             insert_before=(first, snoop_cell(host_paths, markers)))
+             insert_before=(first, snoop_cell(host_paths, markers, tmp_name)))
     lose["g-snooping"] = qs
     return lose
 
 
-def prove_grader(lab_dir: str | Path, timeout: float | None = None, jobs: int | None = None,
-                 misbehaving: bool = True) -> Proof:
-    """Build the lab and grade every planted submission (see the module docstring)."""
+def prove_grader(lab_dir: str | Path, timeout: float = 300, jobs: int | None = None,
+                 misbehaving: bool = True, hang_limit: float = 20) -> Proof:
+    """Build the lab and grade every planted submission in one batch (see the module docstring).
+
+    ``timeout`` is each submission's limit, as in ``make grade``; the hanging submission gets
+    ``hang_limit`` so that proving the kill does not hold a core for a whole limit."""
     lab_dir = Path(lab_dir).resolve()
     with tempfile.TemporaryDirectory(prefix="lab_prove_") as tmp:
         tmp = Path(tmp)
@@ -197,26 +202,28 @@ def prove_grader(lab_dir: str | Path, timeout: float | None = None, jobs: int | 
         _check_bundle(b, lab_dir, fail)
         subs = tmp / "submissions"
         subs.mkdir()
-        t0 = time.monotonic()
         # the master notebook as the solution: its public test cells run as plain code, so a public
         # test the solution fails is a cell error (this replaces executing the masters under nbval)
-        sol = grade_submission(master_notebook(lab_dir), b, timeout or 600)
-        limit = timeout or max(45.0, 3 * (time.monotonic() - t0))
+        shutil.copy(master_notebook(lab_dir), subs / "a-solution.ipynb")
         host_paths = [lab_dir, tmp, b.grading_root, Path.cwd()]
         before = {p: sorted(p.rglob("*")) for p in (lab_dir, b.grading_root)}
-        host_tmp_file = Path(tempfile.gettempdir()) / "written-by-a-submission.txt"
-        host_tmp_file.unlink(missing_ok=True)
-        lose = _plant(b, lab_dir, subs, host_paths)
+        # a name of this run's own: concurrent proves must not see each other's file
+        host_tmp_file = Path(tempfile.gettempdir()) / f"written-by-a-submission-{tmp.name}.txt"
+        lose = _plant(b, lab_dir, subs, host_paths, host_tmp_file.name)
         if misbehaving:
             _misbehaving_variants(b, subs)
-        grades = grade_folder(subs, b, timeout=limit, jobs=jobs, csv=tmp / "gradebook.csv")
-        proof.grades = {"a-solution": sol, **{g.submission.removesuffix(".ipynb"): g for g in grades}}
-        _check_grades(proof, b, lose, limit if misbehaving else None)
+        grades = grade_folder(subs, b, timeout=timeout, jobs=jobs, csv=tmp / "gradebook.csv",
+                              timeouts={"e-hanging.ipynb": hang_limit})
+        proof.grades = {g.submission.removesuffix(".ipynb"): g for g in grades}
+        _check_grades(proof, b, lose, hang_limit if misbehaving else None)
         for p, files in before.items():
             if sorted(p.rglob("*")) != files:
                 fail(f"a submission changed files in {p}")
         if host_tmp_file.exists():
             fail("a submission wrote into the host's /tmp")
+        book = (tmp / "gradebook.csv").read_text().splitlines()
+        if len(book) != len(grades) + 1:
+            fail(f"the gradebook has {len(book) - 1} rows for {len(grades)} submissions")
         return proof
 
 
