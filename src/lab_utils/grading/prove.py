@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -234,6 +235,11 @@ def _check_bundle(b: LabBuild, lab_dir: Path, fail) -> None:
             fail(f"wrong_answers.py has no planted wrong answer for {q}")
     if set(answer_cells(nbformat.read(b.solution_notebook, as_version=4))) != set(b.points):
         fail(f"the solution's answer cells do not match the questions {sorted(b.points)}")
+    intro = next((c.source for c in nbformat.read(b.student_notebook, as_version=4).cells
+                  if c.cell_type == "markdown"), "")
+    stated = re.findall(r"\*\*(\d+(?:\.\d+)?) points\*\*", intro)
+    if stated and float(stated[0]) != b.total:
+        fail(f"the introduction says **{stated[0]} points** but the questions add up to {b.total:g}")
     student = b.student_notebook.read_text()
     if "BEGIN SOLUTION" in student or "hidden: true" in student:
         fail("the student notebook contains a solution or a hidden test")
