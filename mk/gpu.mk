@@ -18,7 +18,8 @@ GPU_WHEEL_PKGS := \
 	jsonschema-specifications referencing rpds-py attrs jedi parso pexpect ptyprocess prompt_toolkit wcwidth \
 	stack-data asttokens executing pure_eval typing_extensions Pygments tqdm \
 	hjson ninja py-cpuinfo pydantic pydantic_core annotated-types typing-inspection msgpack einops \
-	opacus opt_einsum ctgan rdt Faker ISLP
+	opacus opt_einsum ctgan rdt Faker ISLP \
+	optuna alembic SQLAlchemy Mako colorlog PyYAML greenlet fairlearn narwhals
 # sdist-only: built here with pip wheel (DeepSpeed's ops JIT-build on the GPU machine, DS_BUILD_OPS=0)
 GPU_SDIST_PKGS := deepspeed fairscale
 

@@ -8,6 +8,10 @@
 * :func:`table` — a list of dicts or dataclasses as a pandas DataFrame (renders as a table).
 * :func:`token_slices` — how a sequence is cut into token slices (TeraPipe).
 * :func:`score_histograms` — a lab's score distribution, total and per question (instructor report).
+* :func:`face_grid`, :func:`agreement_heatmap`, :func:`effect_bars` — example faces per dataset, a
+  cross-dataset agreement matrix, effect sizes with intervals (racial-categories chapter).
+* :func:`spectrograms`, :func:`search_curves`, :func:`architectures`, :func:`pareto_scatter` — spectrogram
+  grids, best-so-far curves with spread, towers drawn as blocks, accuracy-vs-size fronts (Model Search).
 """
 
 from __future__ import annotations
@@ -210,4 +214,123 @@ def token_slices(slicings: Mapping[str, Sequence[int]], title: str = "", ax: plt
     ax.invert_yaxis()
     ax.set(xlabel=xlabel, title=title)
     ax.grid(axis="y", visible=False)
+    return ax
+
+
+def face_grid(rows: Mapping[str, Sequence[np.ndarray]], captions: Mapping[str, Sequence[str]] | None = None,
+              title: str = "", scale: float = 0.75) -> plt.Figure:
+    """Small images in rows (e.g. example faces per dataset), each row named, each image captioned."""
+    n_cols = max(len(v) for v in rows.values())
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(scale * n_cols, scale * 1.25 * len(rows)),
+                             squeeze=False)
+    for r, (name, images) in enumerate(rows.items()):
+        for c in range(n_cols):
+            ax = axes[r][c]
+            ax.axis("off")
+            if c < len(images):
+                ax.imshow(images[c], interpolation="nearest")
+                if captions and c < len(captions.get(name, ())):
+                    ax.set_title(captions[name][c], fontsize=6, pad=2)
+        axes[r][0].text(-0.15, 0.5, name, transform=axes[r][0].transAxes, ha="right", va="center", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def agreement_heatmap(matrix: pd.DataFrame, title: str = "", ax: plt.Axes | None = None,
+                      vmin: float | None = None, fmt: str = "{:.2f}") -> plt.Axes:
+    """A labelled heatmap of a square table (e.g. cross-dataset agreement), values written in the cells."""
+    ax = ax or plt.subplots(figsize=(0.9 * len(matrix.columns) + 2.5, 0.6 * len(matrix) + 1.5))[1]
+    values = matrix.to_numpy(dtype=float)
+    im = ax.imshow(values, cmap="viridis", vmin=np.nanmin(values) if vmin is None else vmin, vmax=1.0)
+    for (i, j), v in np.ndenumerate(values):
+        ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=7,
+                color="white" if v < np.nanmean(values) else "black")
+    ax.set_xticks(range(len(matrix.columns)), matrix.columns, rotation=40, ha="right", fontsize=7)
+    ax.set_yticks(range(len(matrix.index)), matrix.index, fontsize=7)
+    ax.grid(False)
+    ax.figure.colorbar(im, ax=ax, fraction=0.04)
+    ax.set_title(title)
+    return ax
+
+
+def effect_bars(effects: Mapping[str, Any], title: str = "", xlabel: str = "effect",
+                ax: plt.Axes | None = None) -> plt.Axes:
+    """Horizontal bars of effect sizes with their intervals: ``{name: obj with estimate, low, high}``."""
+    ax = ax or plt.subplots(figsize=(7.0, 0.45 * len(effects) + 1.2))[1]
+    names = list(effects)
+    est = np.array([effects[k].estimate for k in names])
+    err = np.array([[effects[k].estimate - effects[k].low for k in names],
+                    [effects[k].high - effects[k].estimate for k in names]])
+    ax.barh(range(len(names)), est, xerr=err, color=[PALETTE[i % len(PALETTE)] for i in range(len(names))],
+            capsize=3, height=0.6)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set(xlabel=xlabel, title=title)
+    return ax
+
+
+# ----------------------------------------------------------------------------- Model Search chapter
+def spectrograms(images: Sequence[Any], titles: Sequence[str], suptitle: str = "", cols: int = 6) -> plt.Figure:
+    """A grid of (channels x time) arrays drawn as spectrograms (time on x, mel bins up)."""
+    rows = -(-len(images) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.7 * cols, 1.6 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, title in zip(axes.flat, images, titles):
+        ax.imshow(np.asarray(image), origin="lower", aspect="auto", cmap="magma")
+        ax.set_title(title, fontsize=8)
+    fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def search_curves(curves: Mapping[str, Any], ax: plt.Axes | None = None, ylabel: str = "best validation accuracy",
+                  baseline: float | None = None) -> plt.Axes:
+    """Best-so-far curves of several searchers: ``{name: array (seeds x budget)}``; mean line, min-max band."""
+    ax = ax or plt.subplots()[1]
+    for i, (name, runs) in enumerate(curves.items()):
+        runs = np.atleast_2d(np.asarray(runs, dtype=float))
+        x = np.arange(1, runs.shape[1] + 1)
+        color = PALETTE[i % len(PALETTE)]
+        ax.plot(x, np.nanmean(runs, axis=0), color=color, label=f"{name} (mean of {len(runs)})")
+        ax.fill_between(x, np.nanmin(runs, axis=0), np.nanmax(runs, axis=0), color=color, alpha=0.18, lw=0)
+    if baseline is not None:
+        ax.axhline(baseline, color="k", lw=0.8, ls="--", label="fixed baseline")
+    ax.set(xlabel="trained models", ylabel=ylabel)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def architectures(specs: Sequence[Sequence[str]], labels: Sequence[str], ax: plt.Axes | None = None,
+                  title: str = "") -> plt.Axes:
+    """Candidate towers as rows of blocks (input on the left), one colour per block kind, a label each."""
+    ax = ax or plt.subplots(figsize=(9, 0.55 * len(specs) + 0.6))[1]
+    kinds = sorted({b.split("_")[0].rstrip("0123456789") for spec in specs for b in spec})
+    colors = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(kinds)}
+    for row, spec in enumerate(specs):
+        for col, block in enumerate(spec):
+            kind = block.split("_")[0].rstrip("0123456789")
+            ax.add_patch(matplotlib.patches.FancyBboxPatch((col * 1.15, -row - 0.35), 1.0, 0.7,
+                                                           boxstyle="round,pad=0.02", color=colors[kind]))
+            ax.text(col * 1.15 + 0.5, -row, block, ha="center", va="center", fontsize=6.5, color="white")
+        ax.text(len(spec) * 1.15 + 0.1, -row, labels[row], va="center", fontsize=8)
+    width = max(len(s) for s in specs) * 1.15 + 3.2
+    ax.set(xlim=(-0.2, width), ylim=(-len(specs) + 0.4, 0.6), title=title)
+    ax.axis("off")
+    return ax
+
+
+def pareto_scatter(params: Sequence[float], acc: Sequence[float], front: Sequence[int],
+                   ax: plt.Axes | None = None, highlight: Mapping[str, int] | None = None) -> plt.Axes:
+    """Accuracy vs parameter count of every model, the Pareto front as a step line, named points marked."""
+    ax = ax or plt.subplots()[1]
+    ax.scatter(params, acc, s=12, color=PALETTE[7], alpha=0.7, label="trained models")
+    fx, fy = [params[i] for i in front], [acc[i] for i in front]
+    ax.step(fx, fy, where="post", color=PALETTE[3], label="Pareto front")
+    for i, (name, j) in enumerate((highlight or {}).items()):
+        ax.scatter([params[j]], [acc[j]], s=50, color=PALETTE[i % 3], zorder=3, label=name)
+    ax.set(xscale="log", xlabel="parameters", ylabel="test accuracy")
+    ax.legend(fontsize=8)
     return ax
