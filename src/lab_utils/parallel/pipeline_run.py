@@ -71,26 +71,50 @@ def reference_step(sizes: tuple[int, ...], global_batch: int, seed: int = 0,
 
 
 class _StageClock:
-    """Times a ``PipelineStage``'s forward/backward of each micro-batch and samples held activations."""
+    """Times a ``PipelineStage``'s forward/backward of each micro-batch and samples held activations.
 
-    def __init__(self, stage, device: torch.device, live) -> None:
+    Also timed, as compute the replay must hold: the loss of each micro-batch on the last stage
+    (``"L"``, computed by the schedule outside ``forward_one_chunk``) and the end-of-step gradient
+    scaling by ``1/chunks`` (``"R"``, ``perform_reduce_grad``; ``scale_grads`` in older torch)."""
+
+    def __init__(self, stage, device: torch.device, live, schedule=None) -> None:
         self.ops: list[tuple[str, int, float]] = []
         self.device, self.live = device, live
         for name, op in (("forward_one_chunk", "F"), ("backward_one_chunk", "B")):
             setattr(stage, name, self._wrap(getattr(stage, name), op))
+        reduce_name = "perform_reduce_grad" if hasattr(stage, "perform_reduce_grad") else "scale_grads"
+        setattr(stage, reduce_name, self._wrap(getattr(stage, reduce_name), "R", chunk_arg=None))
+        if schedule is not None and hasattr(schedule, "_maybe_compute_loss"):
+            schedule._maybe_compute_loss = self._wrap(schedule._maybe_compute_loss, "L", chunk_arg=3)
 
-    def _wrap(self, fn, op: str):
-        def timed(chunk_id, *args, **kwargs):
+    def _wrap(self, fn, op: str, chunk_arg: int | None = 0):
+        def timed(*args, **kwargs):
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             t0 = time.perf_counter()
-            out = fn(chunk_id, *args, **kwargs)
+            out = fn(*args, **kwargs)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
-            self.ops.append((op, int(chunk_id), time.perf_counter() - t0))
-            self.live.sample()
+            chunk = -1 if chunk_arg is None else int(args[chunk_arg] if len(args) > chunk_arg
+                                                     else kwargs.get("mb_index", -1))
+            if op != "L" or args[0].is_last:
+                self.ops.append((op, chunk, time.perf_counter() - t0))
+            if op in "FB":
+                self.live.sample()
             return out
         return timed
+
+
+def _replay_times(stage_ops: list[list[tuple[str, int, float]]], chunks: int) -> dict:
+    """Measured ``(stage, op, micro-batch) -> seconds`` for the simulator: a micro-batch's loss is part
+    of its forward on the last stage, the end-of-step gradient scaling part of the stage's last backward
+    (micro-batch ``chunks - 1`` in both schedules)."""
+    measured: dict[tuple[int, str, int], float] = {}
+    for s, stage in enumerate(stage_ops):
+        for o, i, t in stage:
+            key = (s, "F", i) if o == "L" else (s, "B", chunks - 1) if o == "R" else (s, o, i)
+            measured[key] = measured.get(key, 0.0) + t
+    return measured
 
 
 def hop_latency(rank: int, world_size: int, like: torch.Tensor, repeats: int = 5) -> float:
@@ -147,7 +171,7 @@ def train_pipeline(rank: int, world_size: int, schedule: str, sizes: tuple[int, 
     losses, walls, ops, hops, grads0, out0 = [], [], [], [], None, None
     hidden = torch.zeros(global_batch // chunks, sizes[sum(balance[:1]) if world_size > 1 else -1], device=device)
     with live_saved_bytes(module) as live:
-        clock = _StageClock(stage, device, live)
+        clock = _StageClock(stage, device, live, sched)
         for step in range(steps):
             x, y = make_batch(step, global_batch, sizes, seed, device)
             opt.zero_grad()
@@ -210,7 +234,7 @@ def step_analysis(records: list[RunRecord], step: int) -> dict:
     bwd = [statistics.median(t for o, _, t in stage if o == "B") for stage in ops]
     busy = [sum(t for _, _, t in stage) for stage in ops]
     wall = records[0].step_times[step]
-    measured = {(s, o, i): t for s, stage in enumerate(ops) for o, i, t in stage}
+    measured = _replay_times(ops, chunks)
     comm = records[0].extra["hop_latency"][step]
     sim = simulate(schedule_order(kind, p, chunks), fwd, bwd, op_times=measured)
     sim_comm = simulate(schedule_order(kind, p, chunks), fwd, bwd, comm=comm, op_times=measured)
