@@ -19,7 +19,8 @@ GPU_WHEEL_PKGS := \
 	stack-data asttokens executing pure_eval typing_extensions Pygments tqdm \
 	hjson ninja py-cpuinfo pydantic pydantic_core annotated-types typing-inspection msgpack einops \
 	opacus opt_einsum ctgan rdt Faker ISLP \
-	optuna alembic SQLAlchemy Mako colorlog PyYAML greenlet fairlearn narwhals
+	optuna alembic SQLAlchemy Mako colorlog PyYAML greenlet fairlearn narwhals \
+	pfl dp-accounting prv-accountant multiprocess absl-py dm-tree dill
 # sdist-only: built here with pip wheel (DeepSpeed's ops JIT-build on the GPU machine, DS_BUILD_OPS=0)
 GPU_SDIST_PKGS := deepspeed fairscale
 

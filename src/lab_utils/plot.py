@@ -10,6 +10,7 @@
 * :func:`score_histograms` — a lab's score distribution, total and per question (instructor report).
 * :func:`face_grid`, :func:`agreement_heatmap`, :func:`effect_bars` — example faces per dataset, a
   cross-dataset agreement matrix, effect sizes with intervals (racial-categories chapter).
+* :func:`flow_diagram` — boxes and labelled arrows (a system's design, e.g. federated evaluation and tuning).
 * :func:`spectrograms`, :func:`search_curves`, :func:`architectures`, :func:`pareto_scatter` — spectrogram
   grids, best-so-far curves with spread, towers drawn as blocks, accuracy-vs-size fronts (Model Search).
 """
@@ -287,7 +288,8 @@ def spectrograms(images: Sequence[Any], titles: Sequence[str], suptitle: str = "
 
 
 def search_curves(curves: Mapping[str, Any], ax: plt.Axes | None = None, ylabel: str = "best validation accuracy",
-                  baseline: float | None = None) -> plt.Axes:
+                  baseline: float | None = None, xlabel: str = "trained models",
+                  baseline_label: str = "fixed baseline") -> plt.Axes:
     """Best-so-far curves of several searchers: ``{name: array (seeds x budget)}``; mean line, min-max band."""
     ax = ax or plt.subplots()[1]
     for i, (name, runs) in enumerate(curves.items()):
@@ -297,8 +299,8 @@ def search_curves(curves: Mapping[str, Any], ax: plt.Axes | None = None, ylabel:
         ax.plot(x, np.nanmean(runs, axis=0), color=color, label=f"{name} (mean of {len(runs)})")
         ax.fill_between(x, np.nanmin(runs, axis=0), np.nanmax(runs, axis=0), color=color, alpha=0.18, lw=0)
     if baseline is not None:
-        ax.axhline(baseline, color="k", lw=0.8, ls="--", label="fixed baseline")
-    ax.set(xlabel="trained models", ylabel=ylabel)
+        ax.axhline(baseline, color="k", lw=0.8, ls="--", label=baseline_label)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
     ax.legend(fontsize=8)
     return ax
 
@@ -334,3 +336,19 @@ def pareto_scatter(params: Sequence[float], acc: Sequence[float], front: Sequenc
     ax.set(xscale="log", xlabel="parameters", ylabel="test accuracy")
     ax.legend(fontsize=8)
     return ax
+
+
+def flow_diagram(boxes: Mapping[str, tuple[float, float]], arrows: Sequence[tuple[str, str, str]],
+                 title: str = "", size: tuple[float, float] = (9.0, 4.2)) -> plt.Figure:
+    """Named boxes at (x, y) in [0, 1]² and arrows ``(from, to, label)`` between them."""
+    fig, ax = plt.subplots(figsize=size)
+    for i, (name, (x, y)) in enumerate(boxes.items()):
+        ax.text(x, y, name, ha="center", va="center", fontsize=8, zorder=3,
+                bbox={"boxstyle": "round,pad=0.4", "fc": PALETTE[i % len(PALETTE)], "alpha": 0.25, "ec": "k"})
+    for src, dst, label in arrows:
+        (x0, y0), (x1, y1) = boxes[src], boxes[dst]
+        ax.annotate("", (x1, y1), (x0, y0), arrowprops={"arrowstyle": "->", "lw": 1, "shrinkA": 22, "shrinkB": 22})
+        ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.03, label, ha="center", fontsize=7, color="0.25")
+    ax.set(xlim=(-0.05, 1.05), ylim=(-0.05, 1.05), title=title)
+    ax.axis("off")
+    return fig
