@@ -15,8 +15,15 @@ from scipy.stats import norm
 
 from lab_utils.federated.abtest import ab_test, lift
 from lab_utils.federated.aggregation import BudgetExhausted, PrivacyBudget, Release, SecureSum
-from lab_utils.federated.personalization import (ELEVEN, SIX, EvaluationTask, Label, check_params, defaults,
-                                                 device_loss)
+from lab_utils.federated.personalization import (
+    ELEVEN,
+    SIX,
+    EvaluationTask,
+    Label,
+    check_params,
+    defaults,
+    device_loss,
+)
 from lab_utils.federated.population import NewsWorld, PrivacyViolation
 from lab_utils.federated.server import FederatedServer
 from lab_utils.federated.tuning import federated_tune
@@ -101,14 +108,14 @@ def _analytic_gaussian_epsilon(sigma: float, delta: float) -> float:
 @pytest.mark.parametrize("sigma", [0.8, 2.0])
 def test_pfl_accountant_matches_the_analytic_gaussian_mechanism(sigma):
     budget = PrivacyBudget(1.0, 1e-5, 1, 1.0)
-    got, exact = budget.epsilon_after(1, sigma), _analytic_gaussian_epsilon(sigma, 1e-5)
+    got, exact = budget.cost(1, sigma), _analytic_gaussian_epsilon(sigma, 1e-5)
     assert exact <= got + 1e-6 <= exact + 0.02, f"pfl PLD ε {got}, analytic {exact}"
 
 
 def test_budget_never_overspent_and_refuses_the_next_release(population):
     for eps, releases, q in [(0.5, 3, 0.2), (4.0, 42, 0.15), (2.0, 1, 1.0)]:
         b = PrivacyBudget(eps, 1e-6, releases, q)
-        assert b.epsilon_after(releases) <= eps and b.epsilon_after(releases) > 0.9 * eps
+        assert b.cost(releases) <= eps and b.cost(releases) > 0.9 * eps
     ran = []
 
     class Counting(EvaluationTask):

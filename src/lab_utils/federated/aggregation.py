@@ -52,6 +52,14 @@ def _pld(releases: int, sampling_rate: float, delta: float, epsilon: float | Non
                                 value_discretization_interval=1e-3)
 
 
+@graded_reference  # twin: labs/08-federated q2 searches the releases a budget affords with it
+def epsilon_after(releases: int, sigma: float, sampling_rate: float, delta: float) -> float:
+    """ε of ``releases`` Poisson-subsampled Gaussian releases at noise multiplier σ (pfl's PLD accountant)."""
+    if releases == 0:
+        return 0.0
+    return float(_pld(int(releases), float(sampling_rate), float(delta), sigma=float(sigma)).epsilon)
+
+
 @dataclass
 class PrivacyBudget:
     """(ε, δ) for ``releases`` Poisson-subsampled Gaussian releases at ``sampling_rate``; σ from pfl's PLD accountant."""
@@ -72,20 +80,18 @@ class PrivacyBudget:
                              "checked-in device is given a task")
         sigma = _pld(self.releases, self.sampling_rate, self.delta, epsilon=self.epsilon).noise_parameter
         # pfl's search stops at a relative tolerance: step σ up until the accounted ε is within the budget
-        while self.epsilon_after(self.releases, sigma) > self.epsilon:
+        while self.cost(self.releases, sigma) > self.epsilon:
             sigma *= 1.001
         self.noise_multiplier = float(sigma)
 
-    def epsilon_after(self, releases: int, sigma: float | None = None) -> float:
-        """ε of ``releases`` releases at noise multiplier σ (pfl's PLD accountant); 0 for none."""
-        if releases == 0:
-            return 0.0
+    def cost(self, releases: int, sigma: float | None = None) -> float:
+        """ε of ``releases`` releases at noise multiplier σ (default: this budget's); 0 for none."""
         sigma = self.noise_multiplier if sigma is None else sigma
-        return float(_pld(releases, self.sampling_rate, self.delta, sigma=float(sigma)).epsilon)
+        return epsilon_after(releases, sigma, self.sampling_rate, self.delta)
 
     @property
     def spent(self) -> float:
-        return self.epsilon_after(self.used)
+        return self.cost(self.used)
 
     def charge(self) -> None:
         """Account one release; raise :class:`BudgetExhausted` (before any device runs) when none is left."""

@@ -82,6 +82,9 @@ class Label:
         return "tapped" if self.min_seconds <= 0 else f"read >= {self.min_seconds:g} s"
 
 
+TAPPED = Label()
+
+
 def topic_profile(data, world, params: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
     """(blended affinity a_t, dwell_t) from the device's history: the personal part of the model."""
     tapped = data.hist_tapped
@@ -124,7 +127,7 @@ class EvaluationTask:
 
     world: object            # the public side of the world: topic popularity, article features
     candidates: tuple[dict[str, float], ...]
-    label: Label = Label()
+    label: Label = TAPPED
 
     def __post_init__(self) -> None:
         if not self.candidates:

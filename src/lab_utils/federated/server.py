@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .aggregation import PrivacyBudget, Release, SecureSum
-from .personalization import EvaluationTask, Label
+from .personalization import TAPPED, EvaluationTask, Label
 
 
 @dataclass
@@ -52,7 +52,7 @@ class FederatedServer:
         self.log.releases.append(release)
         return release
 
-    def estimate(self, params: dict[str, float], label: Label = Label()) -> tuple[float, float, float]:
+    def estimate(self, params: dict[str, float], label: Label = TAPPED) -> tuple[float, float, float]:
         """Federated evaluation of one parameter vector: (μ̂, CI low, CI high) from one window's release."""
         return self.evaluate(EvaluationTask(self.world, (params,), label)).mean_interval()
 

@@ -20,11 +20,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import optuna
 
-from .personalization import Label, Param, defaults
-from .server import EvaluationTask, FederatedServer
+from .personalization import TAPPED, EvaluationTask, Label, Param, defaults
+from .server import FederatedServer
 
 SAMPLERS = ("tpe", "gp", "random")
 
@@ -65,7 +64,7 @@ class TuningRun:
         return out
 
 
-def federated_tune(server: FederatedServer, space: tuple[Param, ...], *, label: Label = Label(),
+def federated_tune(server: FederatedServer, space: tuple[Param, ...], *, label: Label = TAPPED,
                    iterations: int, candidates: int, sampler: str = "tpe", seed: int = 0) -> TuningRun:
     """Run FE&T's tuning loop (module docstring, steps 1-4) for ``iterations`` windows of ``candidates`` tasks."""
     if iterations > server.budget.releases - server.budget.used:
