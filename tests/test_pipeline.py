@@ -179,6 +179,6 @@ def test_two_rank_pipeline_equals_the_unpipelined_model():
         assert (torch.cat([r.params for r in recs]) - base.params).abs().max() < 1e-5
         assert recs[0].losses == pytest.approx(base.losses, abs=1e-6)
         ana = run_analysis(recs)  # numbers exist and the lower bound holds; no timing is asserted
-        assert all(s["wall"] >= s["predicted_makespan"] * (1 - 1e-6) for s in ana["steps"])
+        assert all(s["wall"] >= s["predicted_makespan"] - s["barrier_slack"] for s in ana["steps"])
     # stage 0 holds <= p micro-batches under 1F1B, all of them under GPipe (bytes measured)
     assert runs[0][1].extra["peak_saved_bytes"] < runs[0][0].extra["peak_saved_bytes"]

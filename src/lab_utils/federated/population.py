@@ -14,7 +14,9 @@ never leaves the phones. Real logs cannot be had, so :class:`NewsWorld` generate
 
 A :class:`Device` keeps its log in a :class:`Sealed` vault that opens only while the device runs a task:
 any server-side code that reaches for raw data raises :class:`PrivacyViolation` (tests/test_federated.py
-runs whole tuning runs under that rule and plants a server that breaks it).
+runs whole tuning runs under that rule and plants a server that breaks it). The vault catches accidental
+reads; Python cannot stop a deliberate one (``log._arrays``), which is a matter for code review, as the
+real system's boundary is the phone itself.
 """
 
 from __future__ import annotations
