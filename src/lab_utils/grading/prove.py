@@ -63,9 +63,10 @@ for mod in [m for name, m in list(sys.modules.items()) if name.startswith("lab_u
 
 def snoop_cell(host_paths: list[Path], markers: list[str],
                tmp_name: str = "written-by-a-submission.txt") -> str:
-    """A cell that sets ``LEAK = True`` if it can read hidden material or write into a host folder
-    (``host_paths``); it also writes into ``/tmp``, which the grader checks on the host afterwards
-    (inside the sandbox ``/tmp`` is private, so writing there is allowed and is no leak)."""
+    """A cell that sets ``LEAK = True`` if it can read hidden material, and tries to write into the host
+    folders ``host_paths`` and ``/tmp``, which the grader checks on the host afterwards (inside the sandbox
+    ``/tmp`` is private, so writing there is allowed and is no leak; and a host folder under ``/tmp``, such
+    as a clone in ``/tmp``, appears inside only as a directory on that private ``/tmp``)."""
     return f"""\
 import os
 LEAK = False
@@ -73,11 +74,10 @@ try:
     open("/tmp/{tmp_name}", "w").write("leak?")
 except OSError:
     pass
-for target in {[str(p) for p in host_paths]!r}:
-    try:
+for target in {[str(p) for p in host_paths]!r}:   # checked on the host afterwards: a host folder under /tmp
+    try:                                            # exists in here only on the sandbox's own tmpfs
         with open(os.path.join(target, "written-by-a-submission.txt"), "w") as f:
             f.write("leak")
-        LEAK = True
     except OSError:
         pass
 for root, dirs, files in os.walk("/"):
@@ -222,6 +222,9 @@ def prove_grader(lab_dir: str | Path, timeout: float = 300, jobs: int | None = N
                 fail(f"a submission changed files in {p}")
         if host_tmp_file.exists():
             fail("a submission wrote into the host's /tmp")
+        for p in host_paths:
+            if (p / "written-by-a-submission.txt").exists():
+                fail(f"a submission wrote into the host folder {p}")
         book = (tmp / "gradebook.csv").read_text().splitlines()
         if len(book) != len(grades) + 1:
             fail(f"the gradebook has {len(book) - 1} rows for {len(grades)} submissions")
