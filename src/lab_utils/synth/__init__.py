@@ -1,8 +1,9 @@
 """Differentially private synthetic data: one module per synthesizer, shared data/metrics/accounting.
 
 ``mwem.MWEM``, ``dpgan.DPGAN``, ``pategan.PATEGAN``, ``dpctgan.DPCTGAN``, ``patectgan.PATECTGAN``
-(both need the ``ctgan`` package) and ``quail.QUAIL`` share one interface:
-``fit(df, epsilon, delta=..., schema=...)``, ``sample(n)``, ``epsilon_spent``.
+(both need the ``ctgan`` package) and ``quail.QUAIL`` share one template, ``base.Synthesizer``:
+``fit(df, epsilon, delta=..., schema=...)`` runs the shared checks and calls ``_fit``; ``sample(n)`` calls
+``_sample``; ``epsilon_spent`` after fit.
 Shared mechanisms: ``dpsgd`` (the one DP-SGD clip-and-noise step), ``pate`` (the one PATE teacher
 loop and noisy vote), ``accounting`` (composition, RDP, PATE moments). ``audit`` checks those
 mechanisms while a synthesizer trains and audits DP-SGD empirically (a lower bound on ε).

@@ -203,3 +203,45 @@ class PateMomentsAccountant:
         """ε at δ from the data-independent bound only (a valid DP guarantee on its own)."""
         check_privacy_params(1.0, delta)
         return pate_epsilon(self.lam, self.queries, delta, self.max_order)
+
+
+# ---- zero-concentrated DP (the marginal-based synthesizers: MST) -------------------------------
+def cdp_delta(rho: float, epsilon: float) -> float:
+    """δ of ρ-zCDP at ε by Canonne, Kamath & Steinke 2020 (Prop. 12, the conversion MST uses):
+
+        δ = min_{α>1} exp((α−1)(αρ − ε)) / (α − 1) · (1 − 1/α)^α,
+
+    minimised over α by bisection on the derivative's sign, (2α − 1)ρ − ε + log(1 − 1/α)."""
+    if rho < 0 or epsilon < 0:
+        raise ValueError(f"need rho >= 0 and epsilon >= 0, got rho={rho}, epsilon={epsilon}")
+    if rho == 0:
+        return 0.0
+    lo, hi = 1.01, (epsilon + 1) / (2 * rho) + 2
+    for _ in range(200):
+        alpha = (lo + hi) / 2
+        if (2 * alpha - 1) * rho - epsilon + math.log1p(-1 / alpha) < 0:
+            lo = alpha
+        else:
+            hi = alpha
+    alpha = (lo + hi) / 2
+    return min(1.0, math.exp((alpha - 1) * (alpha * rho - epsilon) + alpha * math.log1p(-1 / alpha)) / (alpha - 1))
+
+
+def cdp_rho(epsilon: float, delta: float) -> float:
+    """The largest ρ whose ρ-zCDP gives (ε, δ)-DP by :func:`cdp_delta` (bisection, rounded down)."""
+    check_privacy_params(epsilon, delta)
+    lo, hi = 0.0, epsilon + 1
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdp_delta(mid, epsilon) <= delta else (lo, mid)
+    return lo
+
+
+def cdp_epsilon(rho: float, delta: float) -> float:
+    """The smallest ε with ``cdp_delta(rho, ε) <= delta`` (bisection, rounded up): what ρ-zCDP spends."""
+    check_privacy_params(1.0, delta)
+    lo, hi = 0.0, rho + 2 * math.sqrt(rho * math.log(1 / delta)) + 1   # Bun & Steinke 2016, Prop. 1.3 bounds it
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if cdp_delta(rho, mid) <= delta else (mid, hi)
+    return hi

@@ -36,7 +36,8 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
 from .accounting import basic_composition, gaussian_epsilon, gaussian_noise_multiplier, remainder
-from .data import Column, Schema, fit_preamble
+from .base import Synthesizer
+from .data import Column, Schema
 from .dpsgd import private_gradient
 from .nets import poisson_batch
 
@@ -65,10 +66,8 @@ def dp_proxy_table(df: pd.DataFrame, schema: Schema, epsilon: float, rng: np.ran
     return pd.DataFrame(proxy), counts
 
 
-class DPCTGAN:
+class DPCTGAN(Synthesizer):
     """DP-CTGAN synthesizer: ``fit(df, epsilon, delta)``, ``sample(n)``, ``epsilon_spent``."""
-
-    uses_delta = True  # does fit() consume part of δ?
 
     def __init__(self, iterations: int = 300, batch_size: int = 64, lr: float = 2e-4, grad_clip: float = 1.0,
                  prep_share: float = 0.1, embedding_dim: int = 32, hidden: int = 64, seed: int = 0):
@@ -78,12 +77,11 @@ class DPCTGAN:
         self.prep_share, self.embedding_dim, self.hidden, self.seed = prep_share, embedding_dim, hidden, seed
         self.epsilon_spent = 0.0
 
-    def _prepare(self, df: pd.DataFrame, epsilon: float, delta: float, schema: Schema | None) -> np.ndarray:
+    def _prepare(self, df: pd.DataFrame, epsilon: float) -> np.ndarray:
         """Checks, the DP proxy + ctgan transformer (ε_prep = prep_share·ε), the layout; returns the encoded rows."""
         from ctgan.data_transformer import DataTransformer
         from ctgan.synthesizers.ctgan import CTGAN
 
-        self.schema = fit_preamble(df, schema, epsilon, delta)
         if not any(c.kind == "categorical" for c in self.schema.columns):
             raise ValueError("CTGAN conditions on categorical columns: the table needs at least one")
         torch.manual_seed(self.seed)
@@ -102,10 +100,10 @@ class DPCTGAN:
         self._layout(discrete, counts)
         return data
 
-    def fit(self, df: pd.DataFrame, epsilon: float, delta: float = 1e-5, schema: Schema | None = None) -> DPCTGAN:
+    def _fit(self, df: pd.DataFrame, epsilon: float, delta: float) -> None:
         from ctgan.synthesizers.ctgan import Discriminator, Generator
 
-        data = self._prepare(df, epsilon, delta, schema)
+        data = self._prepare(df, epsilon)
         tgen = torch.Generator().manual_seed(self.seed)
         eps_prep, eps_train = self.epsilon_prep, remainder(epsilon, self.epsilon_prep)
         n, data_dim = data.shape
@@ -146,9 +144,7 @@ class DPCTGAN:
 
         self.epsilon_spent = basic_composition([eps_prep, gaussian_epsilon(self.noise_multiplier, q,
                                                                            self.iterations, delta)])
-        self.delta = delta
         self._tgen = torch.Generator().manual_seed(self.seed + 1)
-        return self
 
     def _layout(self, discrete: list[str], counts: dict[str, np.ndarray]) -> None:
         """Spans of the discrete columns in the transformed data and their DP category probabilities."""
@@ -189,9 +185,7 @@ class DPCTGAN:
         raw = self.generator(torch.cat([torch.randn(m, self.embedding_dim, generator=tgen), cond], 1))
         return torch.cat([self._ct._apply_activate(raw), cond], 1)
 
-    def sample(self, n: int) -> pd.DataFrame:
-        if not hasattr(self, "generator"):
-            raise RuntimeError("call fit(df, epsilon, delta) before sample(n)")
+    def _sample(self, n: int) -> pd.DataFrame:
         torch.manual_seed(self.seed + 1)  # ctgan's Gumbel-softmax draws from the global generator
         with torch.no_grad():
             x = self._generate(n, self._tgen)[:, : -self.cond_dim].numpy()

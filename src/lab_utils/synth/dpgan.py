@@ -33,15 +33,13 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 from .accounting import gaussian_epsilon, gaussian_noise_multiplier
-from .data import Schema, fit_preamble
+from .base import Synthesizer
 from .dpsgd import private_gradient
 from .nets import Generator, discriminator, poisson_batch, sample_table
 
 
-class DPGAN:
+class DPGAN(Synthesizer):
     """DPGAN synthesizer: ``fit(df, epsilon, delta)``, ``sample(n)``, ``epsilon_spent``."""
-
-    uses_delta = True  # does fit() consume part of δ?
 
     def __init__(self, iterations: int = 200, n_critic: int = 5, batch_size: int = 64, lr: float = 5e-4,
                  grad_clip: float = 1.0, weight_clip: float = 0.1, hidden: int = 64, seed: int = 0):
@@ -51,8 +49,7 @@ class DPGAN:
         self.grad_clip, self.weight_clip, self.hidden, self.seed = grad_clip, weight_clip, hidden, seed
         self.epsilon_spent = 0.0
 
-    def fit(self, df: pd.DataFrame, epsilon: float, delta: float = 1e-5, schema: Schema | None = None) -> DPGAN:
-        self.schema = fit_preamble(df, schema, epsilon, delta)
+    def _fit(self, df: pd.DataFrame, epsilon: float, delta: float) -> None:
         torch.manual_seed(self.seed)
         tgen = torch.Generator().manual_seed(self.seed)
         x_real = torch.from_numpy(self.schema.to_unit(df))
@@ -82,9 +79,7 @@ class DPGAN:
             opt_g.step()
 
         self.epsilon_spent = gaussian_epsilon(self.noise_multiplier, q, steps, delta)
-        self.delta = delta
         self._tgen = torch.Generator().manual_seed(self.seed + 1)
-        return self
 
     def _private_critic_step(self, critic, opt_c, per_example_grads, xb: torch.Tensor, tgen) -> None:
         """Xie et al. 2018, Alg. 1 lines 5-9, one critic update (the DP-SGD part is ``dpsgd.private_gradient``)."""
@@ -104,7 +99,5 @@ class DPGAN:
             for p in critic.parameters():
                 p.clamp_(-self.weight_clip, self.weight_clip)
 
-    def sample(self, n: int) -> pd.DataFrame:
-        if not hasattr(self, "generator"):
-            raise RuntimeError("call fit(df, epsilon, delta) before sample(n)")
+    def _sample(self, n: int) -> pd.DataFrame:
         return sample_table(self.generator, self.schema, n, self._tgen)

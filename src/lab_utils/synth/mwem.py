@@ -36,7 +36,7 @@ import pandas as pd
 
 from ..graded import graded_reference
 from .accounting import basic_composition, equal_share
-from .data import Schema, fit_preamble
+from .base import Synthesizer
 
 
 def column_groups(sizes: list[int], max_cells: int) -> list[list[int]]:
@@ -110,10 +110,10 @@ def mwem(codes: np.ndarray, sizes: list[int], epsilon: float, iterations: int, r
     return (hist if output == "last" else avg), [q for q, _ in measurements]
 
 
-class MWEM:
+class MWEM(Synthesizer):
     """MWEM synthesizer: ``fit(df, epsilon)`` (pure ε-DP, δ unused), ``sample(n)``, ``epsilon_spent``."""
 
-    uses_delta = False  # does fit() consume part of δ?
+    uses_delta, default_delta = False, None
 
     def __init__(self, iterations: int = 30, way: int = 2, mw_rounds: int = 3, max_cells: int = 1_000_000,
                  output: str = "last", seed: int = 0):
@@ -123,8 +123,7 @@ class MWEM:
         self.output = output
         self.epsilon_spent = 0.0
 
-    def fit(self, df: pd.DataFrame, epsilon: float, delta: float | None = None, schema: Schema | None = None) -> MWEM:
-        self.schema = fit_preamble(df, schema, epsilon, delta)
+    def _fit(self, df: pd.DataFrame, epsilon: float, delta: float | None) -> None:
         codes = self.schema.discretize(df)
         self.groups = column_groups(self.schema.sizes, self.max_cells)
         rng = np.random.default_rng(self.seed)
@@ -137,11 +136,8 @@ class MWEM:
             self.selected.append(chosen)
         self.epsilon_spent = basic_composition([eps_group] * len(self.groups))
         self._rng = np.random.default_rng(self.seed + 1)
-        return self
 
-    def sample(self, n: int) -> pd.DataFrame:
-        if not hasattr(self, "histograms"):
-            raise RuntimeError("call fit(df, epsilon) before sample(n)")
+    def _sample(self, n: int) -> pd.DataFrame:
         codes = np.empty((n, len(self.schema.columns)), dtype=np.int64)
         for g, hist in zip(self.groups, self.histograms):
             p = hist.ravel() / hist.sum()

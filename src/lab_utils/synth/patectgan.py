@@ -32,7 +32,6 @@ import torch
 import torch.nn.functional as F
 
 from .accounting import PateMomentsAccountant, pate_lambda, remainder
-from .data import Schema
 from .dpctgan import DPCTGAN
 from .pate import student_labels, teacher_round
 
@@ -50,10 +49,10 @@ class PATECTGAN(DPCTGAN):
         self.k, self.teacher_steps = teachers, teacher_steps
         self.lam = self._lam_request = lam  # fit() sets self.lam to the λ it used
 
-    def fit(self, df: pd.DataFrame, epsilon: float, delta: float = 1e-5, schema: Schema | None = None) -> PATECTGAN:
+    def _fit(self, df: pd.DataFrame, epsilon: float, delta: float) -> None:
         from ctgan.synthesizers.ctgan import Discriminator, Generator
 
-        data = self._prepare(df, epsilon, delta, schema)
+        data = self._prepare(df, epsilon)
         n, data_dim = data.shape
         if n < 2 * self.k:
             raise ValueError(f"{n} records cannot feed {self.k} teachers: use fewer teachers")
@@ -97,6 +96,4 @@ class PATECTGAN(DPCTGAN):
 
         self.epsilon_spent = self.epsilon_prep + self.accountant.epsilon_data_independent(delta)
         self.epsilon_data_dependent = self.epsilon_prep + self.accountant.epsilon(delta)
-        self.delta = delta
         self._tgen = torch.Generator().manual_seed(self.seed + 1)
-        return self

@@ -42,21 +42,19 @@ import torch
 import torch.nn.functional as F
 
 from .accounting import PateMomentsAccountant, lambda_for_budget, pate_lambda
-from .data import Schema, fit_preamble
+from .base import Synthesizer
 from .nets import Generator, discriminator, sample_table
 from .pate import student_labels, teacher_round
 
 __all__ = ["PATEGAN", "lambda_for_budget"]
 
 
-class PATEGAN:
+class PATEGAN(Synthesizer):
     """PATE-GAN synthesizer: ``fit(df, epsilon, delta)``, ``sample(n)``, ``epsilon_spent``.
 
     ``lam=None`` picks λ from the budget; a given ``lam`` must pay for all
     iterations × student_steps × batch_size votes within ε, else ``fit`` raises.
     """
-
-    uses_delta = True  # does fit() consume part of δ?
 
     def __init__(self, teachers: int = 10, iterations: int = 100, teacher_steps: int = 5, student_steps: int = 1,
                  batch_size: int = 64, lr: float = 1e-3, hidden: int = 64, lam: float | None = None, seed: int = 0):
@@ -67,8 +65,7 @@ class PATEGAN:
         self.lam = self._lam_request = lam  # fit() sets self.lam to the λ it used
         self.epsilon_spent = 0.0
 
-    def fit(self, df: pd.DataFrame, epsilon: float, delta: float = 1e-5, schema: Schema | None = None) -> PATEGAN:
-        self.schema = fit_preamble(df, schema, epsilon, delta)
+    def _fit(self, df: pd.DataFrame, epsilon: float, delta: float) -> None:
         torch.manual_seed(self.seed)
         tgen = torch.Generator().manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
@@ -109,11 +106,7 @@ class PATEGAN:
         self.lam = lam
         self.epsilon_spent = self.accountant.epsilon_data_independent(delta)
         self.epsilon_data_dependent = self.accountant.epsilon(delta)
-        self.delta = delta
         self._tgen = torch.Generator().manual_seed(self.seed + 1)
-        return self
 
-    def sample(self, n: int) -> pd.DataFrame:
-        if not hasattr(self, "generator"):
-            raise RuntimeError("call fit(df, epsilon, delta) before sample(n)")
+    def _sample(self, n: int) -> pd.DataFrame:
         return sample_table(self.generator, self.schema, n, self._tgen)

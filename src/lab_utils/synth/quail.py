@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from .accounting import gaussian_epsilon, gaussian_noise_multiplier, remainder
-from .data import Schema, fit_preamble
+from .base import Synthesizer
 from .dpsgd import private_gradient
 
 
@@ -57,7 +57,7 @@ def dp_logistic_regression(x: np.ndarray, y: np.ndarray, classes: int, epsilon: 
     return w.numpy(), gaussian_epsilon(sigma, q, steps, delta)
 
 
-class QUAIL:
+class QUAIL(Synthesizer):
     """QUAIL: ``QUAIL(make_synthesizer, target)``; ``fit(df, epsilon, delta)``, ``sample(n)``, ``epsilon_spent``."""
 
     def __init__(self, make_synthesizer: Callable[[], object], target: str, split: float = 0.7,
@@ -67,8 +67,7 @@ class QUAIL:
         self.make_synthesizer, self.target, self.split, self.epochs, self.seed = make_synthesizer, target, split, epochs, seed
         self.epsilon_spent = 0.0
 
-    def fit(self, df: pd.DataFrame, epsilon: float, delta: float = 1e-5, schema: Schema | None = None) -> QUAIL:
-        self.schema = fit_preamble(df, schema, epsilon, delta)
+    def _fit(self, df: pd.DataFrame, epsilon: float, delta: float) -> None:
         col = self.schema[self.target]
         if col.kind != "categorical":
             raise ValueError(f"QUAIL's target {self.target!r} must be a categorical column (a classification label)")
@@ -87,9 +86,7 @@ class QUAIL:
         self.weights, eps_m = dp_logistic_regression(x, y, col.size, eps_model, delta_model, epochs=self.epochs,
                                                      rng=np.random.default_rng(self.seed))
         self.epsilon_spent = self.synthesizer.epsilon_spent + eps_m
-        self.delta = delta
         self._rng = np.random.default_rng(self.seed + 1)
-        return self
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         x = self.feature_schema.to_unit(features)
@@ -97,9 +94,7 @@ class QUAIL:
         p = np.exp(logits - logits.max(1, keepdims=True))
         return p / p.sum(1, keepdims=True)
 
-    def sample(self, n: int) -> pd.DataFrame:
-        if not hasattr(self, "weights"):
-            raise RuntimeError("call fit(df, epsilon, delta) before sample(n)")
+    def _sample(self, n: int) -> pd.DataFrame:
         feats = self.synthesizer.sample(n)
         p = self.predict_proba(feats)
         labels = (p.cumsum(1) > self._rng.random((n, 1))).argmax(1)
