@@ -4,6 +4,8 @@ The lab proofs themselves (every lab's grader against its planted answers) are t
 """
 
 import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -126,6 +128,32 @@ def test_judge_requires_the_core_test():
     assert scores == {"q1": 2} and failed["judge_errors"].startswith("not run")
     scores, failed = judge({"probe_double": {"__tensor__": "garbage"}}, HIDDEN, {"q1": 3})
     assert scores == {"q1": 0} and failed["judge_double"].startswith("unreadable")
+
+
+def probe_seeded(f):
+    return f()
+
+
+def judge_seeded(out):
+    """Rebuilds its reference from the global RNG, as lab judges do (torch.manual_seed, then draws)."""
+    for seed in range(40):
+        torch.manual_seed(seed)
+        time.sleep(0.001)                   # a thread switch between the seed and the draws, as I/O would
+        ref = torch.randn(2000)
+        assert torch.equal(ref, torch.randn(0).new_tensor(out[seed])), f"seed {seed}"
+
+
+def test_concurrent_judges_take_turns_with_the_global_rng():
+    """grade_folder judges in threads; without the judge lock another judge's seeding lands between a
+    judge's seed and its draws (this test failed before the lock: lab 01's solution lost q3 under prove)."""
+    want = []
+    for seed in range(40):
+        torch.manual_seed(seed)
+        want.append(torch.randn(2000).tolist())
+    test = (Hidden("q1", 1, probe_seeded, judge_seeded),)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        runs = list(pool.map(lambda _: judge({"probe_seeded": encode(want)}, test, {"q1": 1}), range(16)))
+    assert all(scores == {"q1": 1} for scores, _ in runs), [f for _, f in runs if f][:1]
 
 
 # ----------------------------------------------------------------------------- the sandbox

@@ -8,13 +8,7 @@ demo [(2, 3), (3,)] over 4 ranks).
 
 import math
 
-from lab_utils.grading.hidden import Hidden, Raised
-
-
-def _no_error(out):
-    """The probe's call raised: say so (the judge cannot read a result that is not there)."""
-    assert not isinstance(out, Raised), f"your code raised {out.type}: {out.message[:300]}"
-
+from lab_utils.grading.hidden import Hidden, no_error
 
 # ---------------------------------------------------------------- q1: bytes per rank, bytes per step
 Q1_SHAPES = [(37, 21), (37,), (11, 37), (11,)]       # dim 0 = 37 and 11: padded for every N below
@@ -41,7 +35,7 @@ def _close(got, want, what):
 
 
 def judge_q1_replicated(out):
-    _no_error(out)
+    no_error(out)
     from lab_utils.parallel.sharded_math import comm_volume_per_step, sharded_bytes_per_rank
 
     psi = sum(math.prod(s) for s in Q1_SHAPES)
@@ -53,7 +47,7 @@ def judge_q1_replicated(out):
 
 
 def judge_q1_fsdp2(out):
-    _no_error(out)
+    no_error(out)
     from lab_utils.parallel.sharded_math import (
         comm_volume_per_step,
         fsdp2_padded_numel,
@@ -79,7 +73,7 @@ def probe_q1_unknown_variant(sharded_costs):
 
 
 def judge_q1_unknown_variant(out):
-    _no_error(out)
+    no_error(out)
     for got, v in zip(out, ("zero4", "FSDP2", "hsdp")):
         assert isinstance(got, str) and got.startswith("ValueError"), f"variant {v!r} must raise ValueError, got {got}"
 
@@ -115,7 +109,7 @@ def _q2_originals():
 
 
 def judge_q2_shards(out):
-    _no_error(out)
+    no_error(out)
     import torch
 
     for got, ts, (shapes, n) in zip(out, _q2_originals(), Q2_CASES):
@@ -132,7 +126,7 @@ def judge_q2_shards(out):
 
 
 def judge_q2_round_trip(out):
-    _no_error(out)
+    no_error(out)
     import torch
 
     for got, ts, (shapes, n) in zip(out, _q2_originals(), Q2_CASES):
@@ -143,7 +137,7 @@ def judge_q2_round_trip(out):
 
 
 def judge_q2_copies(out):
-    _no_error(out)
+    no_error(out)
     for got, (shapes, n) in zip(out, Q2_CASES):
         assert got["inputs_unchanged"] is True, f"{shapes} over {n} ranks: writing into a shard changed an input"
 
@@ -159,7 +153,7 @@ def probe_q3_peaks(measure_peak):
 
 
 def judge_q3_matches_a_measurement(out):
-    _no_error(out)
+    no_error(out)
     from torch import nn
 
     from lab_utils.measure import live_tensor_peak
@@ -189,7 +183,7 @@ def probe_q4_hsdp(hsdp_costs):
 
 
 def judge_q4_hsdp(out):
-    _no_error(out)
+    no_error(out)
     import torch
 
     from lab_utils.parallel.sharded_math import fsdp2_padded_numel
@@ -221,7 +215,7 @@ def probe_q4_bad_mesh(hsdp_costs):
 
 
 def judge_q4_bad_mesh(out):
-    _no_error(out)
+    no_error(out)
     for got, mesh in zip(out, [(8, 3), (6, 6), (6, 1), (7, 0)]):
         assert isinstance(got, str) and got.startswith("ValueError"), \
             f"world_size, shard_size = {mesh} is no HSDP mesh: raise ValueError, got {got}"

@@ -5,13 +5,7 @@ Each test is a probe (runs in the sandbox on the student's functions, returns pl
 none of the public tests', the questions' or the chapter's.
 """
 
-from lab_utils.grading.hidden import Hidden, Raised, raised
-
-
-def _no_error(out):
-    """The probe's call raised: say so (the judge cannot read a result that is not there)."""
-    assert not isinstance(out, Raised), f"your code raised {out.type}: {out.message[:300]}"
-
+from lab_utils.grading.hidden import Hidden, Raised, no_error, raised
 
 # ---------------------------------------------------------------- q1: GPipe with unequal stages
 Q1_SMALL = [([1.0, 3.0, 2.0], [2.0, 5.0, 3.0], 4), ([0.5, 0.5, 0.5, 2.0], [1.0, 1.0, 1.0, 3.5], 7),
@@ -78,7 +72,7 @@ def probe_q2_orders(one_f_one_b):
 
 
 def judge_q2_bubble_and_memory(out):
-    _no_error(out)
+    no_error(out)
     from lab_utils.parallel.pipeline_sim import peak_in_flight, simulate
 
     for orders, (p, m) in zip(out, Q2_CASES):
@@ -95,7 +89,7 @@ def judge_q2_bubble_and_memory(out):
 
 
 def judge_q2_exact_order(out):
-    _no_error(out)
+    no_error(out)
     from lab_utils.parallel.pipeline_sim import one_f_one_b_order
 
     for orders, (p, m) in zip(out, Q2_CASES):
@@ -128,12 +122,12 @@ def _q3_check(got, cases, schedule):
 
 
 def judge_q3_gpipe(out):
-    _no_error(out)
+    no_error(out)
     _q3_check(out["gpipe"], Q3_GPIPE, "gpipe")
 
 
 def judge_q3_1f1b(out):
-    _no_error(out)
+    no_error(out)
     _q3_check(out["1f1b"], Q3_1F1B, "1f1b")
 
 
@@ -181,7 +175,7 @@ def _measured_peak(sizes, batch, p, s, m, schedule):
 
 
 def judge_q4_against_a_real_run(out):
-    _no_error(out)
+    no_error(out)
     for got, (sizes, batch, p, s, m, schedule) in zip(out, Q4_CASES):
         want = _measured_peak(sizes, batch, p, s, m, schedule)
         assert isinstance(got, (int, float)) and abs(got - want) <= 0.01 * want, \

@@ -10,11 +10,7 @@ other windows, other blocks.
 import functools
 import random
 
-from lab_utils.grading.hidden import Hidden, Raised, raised
-
-
-def _no_error(out, what):
-    assert not isinstance(out, Raised), f"{what}: your function raised {out.type}: {out.message[:200]}"
+from lab_utils.grading.hidden import Hidden, no_error, raised
 
 
 # ---------------------------------------------------------------- q1: Eq. (1)
@@ -42,7 +38,7 @@ def probe_q1_random(eq1_latency):
 
 
 def judge_q1_random(out):
-    _no_error(out, "random slice times")
+    no_error(out, "random slice times")
     for got, (times, K, repeats) in zip(out, _q1_cases(), strict=True):
         want = repeats * sum(times) + (K - 1) * max(times)
         assert isinstance(got, (int, float)) and abs(got - want) <= 1e-9 * max(1.0, want), \
@@ -55,7 +51,7 @@ def probe_q1_edges(eq1_latency):
 
 
 def judge_q1_edges(out):
-    _no_error(out, "edge cases")
+    no_error(out, "edge cases")
     want = [7.25, 9 * 3.25, 0.0, 12.0, 4 * 7.0 + 6.0]
     what = ["K=1 (no hand-overs)", "one slice, K=9", "zero times", "K=1, repeats=3", "K=2, repeats=4"]
     for got, w, name in zip(out, want, what, strict=True):
@@ -73,7 +69,7 @@ def probe_q1_errors(eq1_latency):
 
 
 def judge_q1_errors(out):
-    _no_error(out, "invalid inputs")
+    no_error(out, "invalid inputs")
     for got, case in zip(out, ["K=0", "K=-3", "no slices", "a negative time"], strict=True):
         assert isinstance(got, str) and got.startswith("ValueError"), f"{case} must raise ValueError, got {got!r}"
 
@@ -129,7 +125,7 @@ def _q2_brute_force_optima():
 
 
 def judge_q2_brute_force(out):
-    _no_error(out, "random cost tables")
+    no_error(out, "random cost tables")
     for got, (table, L, K), want in zip(out, _q2_tables(), _q2_brute_force_optima(), strict=True):
         cost = lambda length, c, table=table: table[(int(length), int(c))]
         _check_slicing(got, cost, L, K, want, f"random table, L={L}, K={K}")
@@ -169,7 +165,7 @@ def _optimum(key, L, K, w=None):
 
 def judge_q2_long(out):
     assert not raised(out, "ProbeTimeout"), f"{out.message}: L up to 40 needs the DP, not brute force"
-    _no_error(out, "long sequences")
+    no_error(out, "long sequences")
     for got, (layers, hidden, batch, unit, L, K) in zip(out, Q2_LONG, strict=True):
         cost = _analytic(layers, hidden, batch, unit)
         want = _optimum((layers, hidden, batch, unit), L, K)
@@ -186,7 +182,7 @@ def probe_q2_edges(dp_slicing):
 
 
 def judge_q2_edges(out):
-    _no_error(out, "edge cases")
+    no_error(out, "edge cases")
     assert out[0][1] == [1] and abs(out[0][0] - 7 * 2.5) < 1e-12, \
         f"L=1, K=7, t(1, 0)=2.5: expected (17.5, [1]), got {out[0]!r}"
     cost = lambda length, c: 3.0 + 0.5 * length + 0.25 * length * c
@@ -252,7 +248,7 @@ def _windowed_check(got, cost, L, K, w, want, what):
 
 
 def judge_q3_analytic(out):
-    _no_error(out, "sliding window")
+    no_error(out, "sliding window")
     cost = _analytic(1, 5120, 2, 512)
     for L, K, w in Q3_ANALYTIC:
         _windowed_check(out.get(("analytic", L, K, w)), cost, L, K, w, _optimum((1, 5120, 2, 512), L, K, w),
@@ -268,7 +264,7 @@ def _q3_table_optima():
 
 
 def judge_q3_tables(out):
-    _no_error(out, "sliding window")
+    no_error(out, "sliding window")
     for (seed, table, L, K, w), want in zip(_q3_tables(), _q3_table_optima(), strict=True):
         cost = lambda length, c, table=table: table[(int(length), int(c))]
         _windowed_check(out.get(("table", seed)), cost, L, K, w, want, f"a cost table, L={L}, K={K}, window {w}")
@@ -318,7 +314,7 @@ def _recount(d, heads, width, length, c, batch):
 
 
 def judge_q4_flops(out):
-    _no_error(out, "counting FLOPs")
+    no_error(out, "counting FLOPs")
     for got, case in zip(out, Q4_CASES, strict=True):
         want = _recount(*case)
         assert isinstance(got, dict) and got["flops"] == want, \
@@ -327,7 +323,7 @@ def judge_q4_flops(out):
 
 
 def judge_q4_growth(out):
-    _no_error(out, "counting FLOPs")
+    no_error(out, "counting FLOPs")
     for got, (d, heads, width, length, c, batch) in zip(out, Q4_CASES, strict=True):
         want = (_recount(d, heads, width, length, c, batch) - _recount(d, heads, width, length, 0, batch)) / c
         assert want == 4 * batch * length * d                  # the analytic model's 4 b l (c + l) H term

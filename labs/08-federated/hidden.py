@@ -8,11 +8,7 @@ budgets, δ and sampling rates; other populations, numbers of candidates, the 11
 
 import numpy as np
 
-from lab_utils.grading.hidden import Hidden, Raised
-
-
-def _no_error(out, what):
-    assert not isinstance(out, Raised), f"{what}: your function raised {out.type}: {out.message[:200]}"
+from lab_utils.grading.hidden import Hidden, no_error
 
 
 # ---------------------------------------------------------------- q1: private_sum
@@ -45,7 +41,7 @@ def probe_q1_exact(private_sum):
 
 
 def judge_q1_exact(out):
-    _no_error(out, "clipped sums without noise")
+    no_error(out, "clipped sums without noise")
     for got, (v, bound) in zip(out, _q1_cases()):
         norms = np.linalg.norm(v, axis=1)
         want = (v * np.minimum(1.0, bound / np.where(norms > 0, norms, 1.0))[:, None]).sum(axis=0)
@@ -67,7 +63,7 @@ def probe_q1_noise(private_sum):
 
 
 def judge_q1_noise(out):
-    _no_error(out, "noise over 400 draws")
+    no_error(out, "noise over 400 draws")
     v = np.random.default_rng(3).normal(0, 3, (20, 2))
     norms = np.linalg.norm(v, axis=1)
     clipped = (v * np.minimum(1.0, 0.4 / norms)[:, None]).sum(axis=0)
@@ -93,7 +89,7 @@ def probe_q1_errors(private_sum):
 
 
 def judge_q1_errors(out):
-    _no_error(out, "invalid inputs")
+    no_error(out, "invalid inputs")
     for got, case in zip(out, ["bound = 0", "bound < 0", "noise_multiplier < 0"], strict=True):
         assert got.startswith("ValueError"), f"{case} must raise ValueError, got {got!r}"
 
@@ -114,7 +110,7 @@ def probe_q2_cases(affordable_iterations):
 def judge_q2_cases(out):
     from lab_utils.federated.aggregation import epsilon_after
 
-    _no_error(out, "budgets")
+    no_error(out, "budgets")
     for got, (eps, delta, sigma, q) in zip(out, Q2_CASES, strict=True):
         what = f"(ε, δ) = ({eps}, {delta:g}), σ = {sigma}, q = {q}"
         assert got >= 0, f"{what}: a number of releases is >= 0, got {got}"
@@ -137,7 +133,7 @@ def probe_q2_errors(affordable_iterations):
 
 
 def judge_q2_errors(out):
-    _no_error(out, "invalid budgets")
+    no_error(out, "invalid budgets")
     for got, case in zip(out, ["ε = 0", "δ >= 1", "σ = 0", "q = 0", "q > 1"], strict=True):
         assert got.startswith("ValueError"), f"{case} must raise ValueError, got {got!r}"
 
@@ -204,7 +200,7 @@ def _cohort_vectors(min_seconds, params, n, seed):
 
 
 def judge_q3_estimates(out):
-    _no_error(out, "tuning iterations")
+    no_error(out, "tuning iterations")
     for name, (secs, k, n, seed) in _Q3.items():
         got = out[name]
         assert len(got["trials"]) == k, f"{name}: expected {k} new trials in the study, found {len(got['trials'])}"
@@ -217,7 +213,7 @@ def judge_q3_estimates(out):
 
 
 def judge_q3_one_release(out):
-    _no_error(out, "tuning iterations")
+    no_error(out, "tuning iterations")
     for name, (_, k, n, _) in _Q3.items():
         calls = out[name]["calls"]
         assert len(calls) == 1, f"{name}: aggregate was called {len(calls)} times: one window is one release"
@@ -227,7 +223,7 @@ def judge_q3_one_release(out):
 
 
 def judge_q3_sampling(out):
-    _no_error(out, "tuning iterations")
+    no_error(out, "tuning iterations")
     runs = out["sampling 0.3 of 800"]["runs"]
     sd = np.sqrt(800 * 0.3 * 0.7)
     assert abs(runs - 240) < 4 * sd, f"sampling rate 0.3 of 800 checked-in phones: expected about 240 runs, got {runs}"

@@ -10,11 +10,7 @@ import math
 
 import numpy as np
 
-from lab_utils.grading.hidden import Hidden, Raised
-
-
-def _no_error(out, what):
-    assert not isinstance(out, Raised), f"{what}: your function raised {out.type}: {out.message[:200]}"
+from lab_utils.grading.hidden import Hidden, no_error
 
 
 # ---------------------------------------------------------------- q1: consistency
@@ -48,7 +44,7 @@ def probe_q1_random(consistency):
 def judge_q1_random(out):
     from sklearn.metrics import cohen_kappa_score
 
-    _no_error(out, "random label pairs")
+    no_error(out, "random label pairs")
     for got, (a, b, cats) in zip(out, _q1_pairs(), strict=True):
         a, b = np.array(a), np.array(b)
         what = f"{len(a)} faces, {len(cats) - 1} categories"
@@ -75,7 +71,7 @@ def probe_q1_edges(consistency):
 
 
 def judge_q1_edges(out):
-    _no_error(out, "edge cases")
+    no_error(out, "edge cases")
     want = [[1.0, 1.0], [0.0, -1.0], [0.75, 0.0], [1.0, 1.0]]
     what = ["one same category for all faces", "complete disagreement, balanced", "one labeler constant", "one face"]
     for got, w, name in zip(out, want, what, strict=True):
@@ -94,7 +90,7 @@ def probe_q1_errors(consistency):
 
 
 def judge_q1_errors(out):
-    _no_error(out, "invalid inputs")
+    no_error(out, "invalid inputs")
     for got, case in zip(out, ["different lengths", "no faces"], strict=True):
         assert got.startswith("ValueError"), f"{case} must raise ValueError, got {got!r}"
 
@@ -141,7 +137,7 @@ def _q2_effects():
 
 
 def judge_q2_estimates(out):
-    _no_error(out, "counterfactual probes")
+    no_error(out, "counterfactual probes")
     for got, x, case in zip(out, _q2_effects(), Q2_CASES, strict=True):
         assert len(got) == 3, f"return (estimate, low, high), got {got!r}"
         assert abs(got[0] - x.mean()) < 1e-9, \
@@ -149,7 +145,7 @@ def judge_q2_estimates(out):
 
 
 def judge_q2_intervals(out):
-    _no_error(out, "counterfactual probes")
+    no_error(out, "counterfactual probes")
     for got, x, case in zip(out, _q2_effects(), Q2_CASES, strict=True):
         est, low, high = got
         if np.all(x == 0):
@@ -208,14 +204,14 @@ def _q3_reference(name, trait, value, category, seed, n):
 
 
 def judge_q3_counts(out):
-    _no_error(out, "balancing")
+    no_error(out, "balancing")
     for got, case in zip(out, Q3_CASES, strict=True):
         K, k, _, _ = _q3_reference(*case)
         assert got["counts"] == [k] * K, f"{case[0]}, {case[5]} faces in {K} categories: expected {[k] * K}, got {got['counts']}"
 
 
 def judge_q3_effects(out):
-    _no_error(out, "balancing")
+    no_error(out, "balancing")
     for got, case in zip(out, Q3_CASES, strict=True):
         _, _, orig, bal = _q3_reference(*case)
         assert abs(got["effect_original"] - orig) < 1e-6, \

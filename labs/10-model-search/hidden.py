@@ -8,12 +8,7 @@ the pool), other parents, budgets and input lengths, other parent/child pairs.
 
 import math
 
-from lab_utils.grading.hidden import Hidden, Raised
-
-
-def _no_error(out, what):
-    assert not isinstance(out, Raised), f"{what}: your function raised {out.type}: {out.message[:200]}"
-
+from lab_utils.grading.hidden import Hidden, no_error
 
 # ---------------------------------------------------------------- q1: the beam
 HISTORIES = [
@@ -47,7 +42,7 @@ def probe_q1_beams(beam_select):
 
 
 def judge_q1_beams(out):
-    _no_error(out, "beam selection")
+    no_error(out, "beam selection")
     for got, (values, k) in zip(out, HISTORIES, strict=True):
         valid = [(v, 100 + 7 * i) for i, v in enumerate(values) if math.isfinite(v)]
         want = [n for _, n in sorted(valid, key=lambda p: (-p[0], p[1]))[:k]]
@@ -66,7 +61,7 @@ def probe_q1_errors(beam_select):
 
 
 def judge_q1_errors(out):
-    _no_error(out, "beam_size < 1")
+    no_error(out, "beam_size < 1")
     assert all(isinstance(o, str) and o.startswith("ValueError") for o in out), \
         f"beam_size 0 and -2 must raise ValueError, got {out}"
 
@@ -124,7 +119,7 @@ def _feasible(blocks, c, length, classes, budget):
 
 
 def judge_q2_valid_children(out):
-    _no_error(out, "mutations")
+    no_error(out, "mutations")
     for children, (blocks, c, length, classes, budget) in zip(out, MUTATION_CASES, strict=True):
         ok = _feasible(blocks, c, length, classes, budget)
         for child in children:
@@ -136,7 +131,7 @@ def judge_q2_valid_children(out):
 
 
 def judge_q2_uniform_positions(out):
-    _no_error(out, "mutations")
+    no_error(out, "mutations")
     for children, (blocks, c, length, classes, budget) in zip(out, MUTATION_CASES, strict=True):
         positions = {p for p, _ in _feasible(blocks, c, length, classes, budget)}
         counts = {p: 0 for p in positions}
@@ -163,7 +158,7 @@ def probe_q2_impossible(mutate_within_budget):
 
 
 def judge_q2_impossible(out):
-    _no_error(out, "no feasible mutation")
+    no_error(out, "no feasible mutation")
     assert isinstance(out, str) and out.startswith("ValueError"), \
         f"no block fits a 50-parameter budget: expected a ValueError, got {out!r}"
 
@@ -197,7 +192,7 @@ def probe_q3_fractions(transferred_fraction):
 
 def judge_q3_measured(out):
     """Against the book's snapshot transfer, run here on freshly built models."""
-    _no_error(out, "transferred_fraction")
+    no_error(out, "transferred_fraction")
     from lab_utils.model_search.space import ArchSpec, build_model
     from lab_utils.model_search.transfer import transfer_weights
 

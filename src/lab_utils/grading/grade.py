@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -47,12 +48,31 @@ class Grade:
         return sum(self.scores.values())
 
 
+# Judges rebuild their references with global RNGs (torch.manual_seed, np.random.seed); grade_folder
+# grades submissions in threads, so judges take turns: interleaved, one judge's seed would feed another's
+# draws and a right answer could be marked wrong (seen: lab 01's solution losing q3 under prove).
+_JUDGE_LOCK = threading.Lock()
+
+
 def judge(results: dict, hidden: tuple[Hidden, ...], points: dict[str, float]) -> tuple[dict, dict]:
     """Scores per question and failure reasons per test, from the probes' plain results.
 
     A test earns its points when its judge passes on the decoded result and so do the tests it
-    ``requires``."""
+    ``requires``. Judges run one at a time in this process (``_JUDGE_LOCK``)."""
     failed = {}
+    with _JUDGE_LOCK:
+        _run_judges(results, hidden, failed)
+    scores = {q: 0.0 for q in points}
+    for t in hidden:
+        missing = [r for r in t.requires if r in failed]
+        if t.name not in failed and missing:
+            failed[t.name] = f"passes, but earns its points only with {', '.join(missing)}"
+        if t.name not in failed:
+            scores[t.question] += t.points
+    return scores, failed
+
+
+def _run_judges(results: dict, hidden: tuple[Hidden, ...], failed: dict) -> None:
     for t in hidden:
         if t.probe_name not in results:
             failed[t.name] = "not run: the submission stopped before this probe"
@@ -63,14 +83,6 @@ def judge(results: dict, hidden: tuple[Hidden, ...], points: dict[str, float]) -
             failed[t.name] = f"wrong: {str(exc)[:300]}"
         except Exception as exc:  # noqa: BLE001 - a result the judge cannot read earns nothing
             failed[t.name] = f"unreadable result ({type(exc).__name__}: {str(exc)[:200]})"
-    scores = {q: 0.0 for q in points}
-    for t in hidden:
-        missing = [r for r in t.requires if r in failed]
-        if t.name not in failed and missing:
-            failed[t.name] = f"passes, but earns its points only with {', '.join(missing)}"
-        if t.name not in failed:
-            scores[t.question] += t.points
-    return scores, failed
 
 
 def _job(b: LabBuild) -> str:

@@ -78,6 +78,13 @@ def raised(out: Any, *types: str) -> bool:
     return isinstance(out, Raised) and out.type in types
 
 
+def no_error(out: Any, what: str = "") -> None:
+    """A judge's first check: the student's code did not raise while ``what`` was probed (the judge
+    cannot read a result that is not there)."""
+    if isinstance(out, Raised):
+        raise AssertionError(f"{what + ': ' if what else ''}your code raised {out.type}: {out.message[:300]}")
+
+
 def load_hidden(lab_dir: str | Path) -> list[Hidden]:
     """``HIDDEN`` from ``lab_dir/hidden.py`` (the instructor's file), checked for shape."""
     path = Path(lab_dir) / "hidden.py"
