@@ -5,7 +5,7 @@ Each test is a probe (runs in the sandbox on the student's functions, returns pl
 none of the public tests', the questions' or the chapter's.
 """
 
-from lab_utils.grading.hidden import Hidden, Raised, no_error, raised
+from lab_utils.grading.hidden import Hidden, no_error, raised
 
 # ---------------------------------------------------------------- q1: GPipe with unequal stages
 Q1_SMALL = [([1.0, 3.0, 2.0], [2.0, 5.0, 3.0], 4), ([0.5, 0.5, 0.5, 2.0], [1.0, 1.0, 1.0, 3.5], 7),
@@ -32,7 +32,7 @@ def probe_q1_huge(gpipe_step_time):
 def _q1_not_raised(out):
     assert not raised(out, "ProbeTimeout", "MemoryError"), \
         f"{out.type} ({out.message[:80]}): too many micro-batches to simulate, derive the step time"
-    assert not isinstance(out, Raised), f"your function raised {out.type}: {out.message[:200]}"
+    no_error(out)
 
 
 def _q1_check(got, want_makespan, want_bubble, what):
