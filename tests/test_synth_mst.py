@@ -15,7 +15,8 @@ from test_synth_data import small_frame, small_schema
 from lab_utils.synth.accounting import cdp_delta, cdp_epsilon, cdp_rho
 
 mbi = pytest.importorskip("mbi")
-from lab_utils.synth.mst import MST, measure  # noqa: E402
+from lab_utils.synth.mst import MST  # noqa: E402
+from lab_utils.synth.pgm import measure  # noqa: E402
 
 
 def _bun_steinke_rho(epsilon, delta):

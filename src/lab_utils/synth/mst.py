@@ -25,35 +25,14 @@ import numpy as np
 import pandas as pd
 
 from .accounting import cdp_epsilon, cdp_rho
-from .base import Synthesizer
 from .mwem import exponential_mechanism
-
-
-def _mbi():
-    import jax
-
-    jax.config.update("jax_enable_x64", True)   # mbi warns that float32 stalls its estimators
-    import mbi
-
-    return mbi
-
-
-def measure(data, cliques: list[tuple[str, ...]], sigma: float, rng: np.random.Generator) -> list:
-    """Noisy marginals of ``cliques``: weights 1/√k each (unit ℓ₂ norm), noise σ/w each, so together they
-    cost 1/(2σ²) in zCDP, whatever k is."""
-    mbi = _mbi()
-    w = 1 / math.sqrt(len(cliques))
-    out = []
-    for clique in cliques:
-        x = np.asarray(data.project(clique).datavector())
-        out.append(mbi.LinearMeasurement(x + rng.normal(0, sigma / w, x.size), clique, stddev=sigma / w))
-    return out
+from .pgm import MarginalSynthesizer, ModelMarginals, l1_error, load_mbi, measure
 
 
 def compress_domain(codes: np.ndarray, names: list[str], sizes: list[int], one_way: list, sigma_of: list[float]):
     """Step 2: merge each attribute's values with noisy count < 3σ into one value; returns the new codes and
     sizes, the re-expressed 1-way measurements and, per attribute, the kept values (to undo it)."""
-    mbi = _mbi()
+    mbi = load_mbi()
     codes, new_sizes, measurements, kept = codes.copy(), [], [], []
     for j, (m, sigma) in enumerate(zip(one_way, sigma_of, strict=True)):
         y = np.asarray(m.noisy_measurement)
@@ -99,7 +78,7 @@ def spanning_tree(pairs_error: dict[tuple[str, str], float], names: list[str], r
     return edges, eps_em
 
 
-class MST(Synthesizer):
+class MST(MarginalSynthesizer):
     """MST synthesizer: ``fit(df, epsilon, delta)`` ((ε, δ)-DP through ρ-zCDP), ``sample(n)``, ``epsilon_spent``."""
 
     def __init__(self, iters: int = 1000, select_iters: int = 200, compress: bool = True, seed: int = 0):
@@ -108,14 +87,13 @@ class MST(Synthesizer):
         self.iters, self.select_iters, self.compress, self.seed = iters, select_iters, compress, seed
 
     def _fit(self, df: pd.DataFrame, epsilon: float, delta: float) -> None:
-        mbi = _mbi()
         if len(self.schema.columns) < 2:
             raise ValueError("MST models pairs of columns: the table needs at least two")
         rng = np.random.default_rng(self.seed)
         names, codes, sizes = self.schema.names, self.schema.discretize(df), self.schema.sizes
         self.rho = cdp_rho(epsilon, delta)
         sigma = math.sqrt(3 / (2 * self.rho))                                         # a third of ρ per step
-        data = mbi.Dataset({n: codes[:, j] for j, n in enumerate(names)}, mbi.Domain(names, sizes))
+        data = self.dataset(codes, sizes)
         one_way = measure(data, [(n,) for n in names], sigma, rng)                    # step 1
         measured_sd = [m.stddev for m in one_way]
         self.kept = None
@@ -123,16 +101,13 @@ class MST(Synthesizer):
             sd = [m.stddev for m in one_way]
             codes, sizes, one_way, self.kept = compress_domain(codes, names, sizes, one_way, sd)
             self._orig_sizes = self.schema.sizes
-        domain = mbi.Domain(names, sizes)
-        data = mbi.Dataset({n: codes[:, j] for j, n in enumerate(names)}, domain)
-        model = mbi.estimation.MirrorDescent().estimate(domain, one_way, iters=self.select_iters)
-        errors = {(a, b): float(np.abs(np.asarray(data.project((a, b)).datavector())
-                                       - np.asarray(model.project((a, b)).datavector())).sum())
-                  for a, b in combinations(names, 2)}
+        data = self.dataset(codes, sizes)
+        model = ModelMarginals(self.estimate(data.domain, one_way, self.select_iters))
+        errors = {pair: l1_error(data, model, pair) for pair in combinations(names, 2)}
         self.tree, eps_em = spanning_tree(errors, names, self.rho / 3, rng)          # step 3
         two_way = measure(data, self.tree, sigma, rng)                                # step 4
         measured_sd += [m.stddev for m in two_way]
-        self.model = mbi.estimation.MirrorDescent().estimate(domain, one_way + two_way, iters=self.iters)  # step 5
+        self.model = self.estimate(data.domain, one_way + two_way, self.iters)                  # step 5
         # spent, from what ran: Σ 1/(2 sd²) over the Gaussian measurements (sensitivity 1 each) + ε_EM²/8 per
         # edge chosen; ρ by construction, converted to (ε, δ)
         self.rho_spent = sum(1 / (2 * sd**2) for sd in measured_sd) + len(self.tree) * eps_em**2 / 8
@@ -140,9 +115,7 @@ class MST(Synthesizer):
         self._rng = np.random.default_rng(self.seed + 1)
 
     def _sample(self, n: int) -> pd.DataFrame:
-        np.random.seed(int(self._rng.integers(2**31)))         # mbi's rounding draws from NumPy's global RNG
-        synth = self.model.synthetic_data(rows=n).to_dict()
-        codes = np.stack([np.asarray(synth[c]) for c in self.schema.names], axis=1).astype(np.int64)
+        codes = self.sample_codes(n, self._rng)
         for j, kept in enumerate(self.kept or []):               # undo step 2: a merged value → a rare one
             rare = np.setdiff1d(np.arange(self._orig_sizes[j]), kept)
             if len(rare):
