@@ -60,17 +60,32 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lab_utils.synth.data import WAGE_TARGET, load_wage, train_test_split_frame, wage_schema
+from lab_utils.synth.aim import AIM
+from lab_utils.synth.data import (
+    DEFAULT_TARGET,
+    WAGE_TARGET,
+    default_schema,
+    load_default,
+    load_wage,
+    train_test_split_frame,
+    wage_schema,
+)
 from lab_utils.synth.dpctgan import DPCTGAN
 from lab_utils.synth.metrics import utility_report
+from lab_utils.synth.mst import MST
 from lab_utils.synth.mwem import MWEM
+from lab_utils.synth.mwem_pgm import MWEMPGM
 from lab_utils.synth.patectgan import PATECTGAN
 
 ROOT = Path(__file__).resolve().parents[1]
 SN_PYTHON = ROOT / ".venv-smartnoise" / "bin" / "python"
 WORKER = Path(__file__).resolve().parent / "_smartnoise_worker.py"
 DELTA = 1e-5
-PAIRS = [("MWEM", "SN MWEM"), ("DP-CTGAN", "SN DPCTGAN"), ("PATE-CTGAN", "SN PATECTGAN")]
+PAIRS = [("MWEM", "SN MWEM"), ("MST", "SN MST"), ("AIM", "SN AIM"), ("DP-CTGAN", "SN DPCTGAN"),
+         ("PATE-CTGAN", "SN PATECTGAN")]
+OURS_BEST, SN_BEST = ["MWEM", "MWEM+PGM", "MST", "AIM"], ["SN MST", "SN AIM"]   # candidates for "best"
+TABLES = {"Wage": (load_wage, lambda: wage_schema(bins=8), WAGE_TARGET),
+          "Default": (load_default, lambda: default_schema(bins=16), DEFAULT_TARGET)}
 METRICS = ["tvd_1way", "tvd_2way", "tstr_auc", "fit_s"]
 AUC_TOL = 0.01  # TSTR AUC counts as "at least as good" within this margin
 
@@ -78,7 +93,11 @@ AUC_TOL = 0.01  # TSTR AUC counts as "at least as good" within this margin
 def ours(quick: bool) -> dict:
     """Our synthesizers and their sizes (quick = the chapter's CI scale, full = its cpu scale)."""
     t_mwem, it_ct, it_pct = (25, 300, 60) if quick else (40, 1500, 300)
+    pgm_iters = (100, 500) if quick else (200, 1000)   # Private-PGM steps per round / at the end
     return {"MWEM": lambda s: MWEM(iterations=t_mwem, seed=s),
+            "MWEM+PGM": lambda s: MWEMPGM(iters=pgm_iters[0], final_iters=pgm_iters[1], seed=s),
+            "MST": lambda s: MST(iters=pgm_iters[1], seed=s),
+            "AIM": lambda s: AIM(iters=pgm_iters[0], final_iters=pgm_iters[1], seed=s),
             "DP-CTGAN": lambda s: DPCTGAN(iterations=it_ct, prep_share=0.1, seed=s),
             "PATE-CTGAN": lambda s: PATECTGAN(teachers=10, iterations=it_pct, seed=s)}
 
@@ -148,12 +167,20 @@ def run_smartnoise(name: str, spec: tuple, eps: float, seed: int, train: pd.Data
     return out, {"status": "ok", **res}
 
 
-def run_grid(epsilons: list[float], seeds: list[int], quick: bool, timeout: float,
+def run_grid(tables: list[str], epsilons: list[float], seeds: list[int], quick: bool, timeout: float,
              only: list[str] | None = None) -> pd.DataFrame:
-    df = load_wage()
-    schema = wage_schema(bins=8)
-    train, test = train_test_split_frame(df, test_fraction=0.3, seed=0)
     torch.set_num_threads(1)
+    rows = []
+    for tab in tables:
+        rows += run_table(tab, epsilons, seeds, quick, timeout, only)
+    return pd.DataFrame(rows)
+
+
+def run_table(tab: str, epsilons: list[float], seeds: list[int], quick: bool, timeout: float,
+              only: list[str] | None) -> list[dict]:
+    load, make_schema, target = TABLES[tab]
+    schema = make_schema()
+    train, test = train_test_split_frame(load(), test_fraction=0.3, seed=0)
     rows = []
     with tempfile.TemporaryDirectory(prefix="sn_bench_") as tmpdir:
         for eps in epsilons:
@@ -166,177 +193,162 @@ def run_grid(epsilons: list[float], seeds: list[int], quick: bool, timeout: floa
                         t0 = time.perf_counter()
                         s = make(seed).fit(train, eps, delta=DELTA, schema=schema)
                         fit_s = time.perf_counter() - t0
-                    rep = utility_report(s.sample(len(train)), train, test, schema, WAGE_TARGET)
-                    rows.append({"synth": name, "eps": eps, "seed": seed, "status": "ok", "fit_s": fit_s,
+                    rep = utility_report(s.sample(len(train)), train, test, schema, target)
+                    rows.append({"table": tab, "synth": name, "eps": eps, "seed": seed, "status": "ok", "fit_s": fit_s,
                                  "eps_spent": s.epsilon_spent, **rep})
                     print(_line(rows[-1]), flush=True)
                 for name, spec in smartnoise(quick).items():
                     if only and name not in only:
                         continue
                     out, res = run_smartnoise(name, spec, eps, seed, train, schema, timeout, Path(tmpdir))
-                    row = {"synth": name, "eps": eps, "seed": seed, "status": res["status"], "fit_s": res["fit_s"]}
+                    row = {"table": tab, "synth": name, "eps": eps, "seed": seed, "status": res["status"], "fit_s": res["fit_s"]}
                     if out is not None:
-                        row.update(utility_report(out, train, test, schema, WAGE_TARGET))
+                        row.update(utility_report(out, train, test, schema, target))
                     rows.append(row)
                     print(_line(row), flush=True)
-    return pd.DataFrame(rows)
+    return rows
 
 
 def _line(r: dict) -> str:
     vals = " ".join(f"{k}={r[k]:.3f}" for k in ["tvd_1way", "tvd_2way", "tstr_auc", "trtr_auc"] if k in r)
-    return f"  {r['synth']:<13} ε={r['eps']:<4} seed={r['seed']} fit={r['fit_s']:8.1f}s {r['status']} {vals}"
+    return f"  {r['table']:<8} {r['synth']:<13} ε={r['eps']:<4} seed={r['seed']} fit={r['fit_s']:8.1f}s {r['status']} {vals}"
 
 
 # ---- summary -----------------------------------------------------------------------------------
-def medians(res: pd.DataFrame) -> pd.DataFrame:
-    """Median per (synthesizer, ε) over seeds; a cell with any unfinished run shows its status."""
+def stats(res: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sd per (table, synthesizer, ε) over seeds (columns ``<metric>`` and ``<metric>_sd``); a
+    cell with an unfinished run keeps the finished seeds and says so in ``note``."""
     ok = res[res.status == "ok"]
-    med = ok.groupby(["synth", "eps"])[METRICS].median()
-    bad = res[res.status != "ok"].groupby(["synth", "eps"]).status.first()
+    g = ok.groupby(["table", "synth", "eps"])[METRICS]
+    out = g.mean().join(g.std(ddof=1).fillna(0.0).add_suffix("_sd"))
+    out["runs"] = ok.groupby(["table", "synth", "eps"]).size()
+    bad = res[res.status != "ok"].groupby(["table", "synth", "eps"]).status.first()
+    out["note"] = ""
     for key, status in bad.items():
-        if key not in med.index:
-            med.loc[key, :] = np.nan
-            med.loc[key, "fit_s"] = np.inf if status.startswith("did not") else np.nan
-    med["note"] = ""
-    for key, status in bad.items():
-        med.loc[key, "note"] = status if len(status) <= 48 else status[:45] + "..."
-    return med.sort_index()
+        if key not in out.index:
+            out.loc[key, METRICS] = np.nan
+            out.loc[key, "runs"] = 0
+        out.loc[key, "note"] = status if len(status) <= 48 else status[:45] + "..."
+    return out.sort_index()
 
 
-def side_by_side(med: pd.DataFrame) -> pd.DataFrame:
+def no_worse(x: pd.Series, y: pd.Series) -> dict[str, bool]:
+    """Ours (x) at least matches theirs (y) within one sd (the larger of the two): TVDs not above, TSTR AUC
+    not below; fit time at most 2x."""
+    tol = {m: max(x[f"{m}_sd"], y[f"{m}_sd"]) for m in ("tvd_1way", "tvd_2way", "tstr_auc")}
+    return {"tvd_2way": x.tvd_2way <= y.tvd_2way + tol["tvd_2way"],
+            "tstr_auc": x.tstr_auc >= y.tstr_auc - tol["tstr_auc"],
+            "fit_s": x.fit_s <= 2 * y.fit_s}
+
+
+def side_by_side(st: pd.DataFrame) -> pd.DataFrame:
+    """One row per (table, pair, ε) with both sides' means, the ratio ours / SN and the goal checks."""
     rows = []
-    for a, b in PAIRS:
-        for eps in sorted(med.index.get_level_values("eps").unique()):
-            if (a, eps) not in med.index or (b, eps) not in med.index:
+    for tab, eps in sorted({(t, e) for t, _, e in st.index}):
+        pairs = PAIRS + [(_best(st, tab, eps, OURS_BEST), _best(st, tab, eps, SN_BEST))]
+        for a, b in pairs:
+            if a is None or b is None or (tab, a, eps) not in st.index or (tab, b, eps) not in st.index:
                 continue
-            x, y = med.loc[(a, eps)], med.loc[(b, eps)]
-            row = {"pair": f"{a} / {b}", "ε": eps}
+            x, y = st.loc[(tab, a, eps)], st.loc[(tab, b, eps)]
+            if not (x.runs and y.runs):
+                continue
+            row = {"table": tab, "ε": eps, "pair": f"{a} / {b}", "best": (a, b) not in PAIRS}
             for m in METRICS:
                 row[f"{m} ours"], row[f"{m} SN"] = x[m], y[m]
-                row[f"{m} ratio"] = x[m] / y[m] if np.isfinite(y[m]) and y[m] != 0 else np.nan
-            row["SN note"] = y["note"]
+            row["fit ratio"] = x.fit_s / y.fit_s
+            row.update({f"ok {k}": v for k, v in no_worse(x, y).items()})
             rows.append(row)
-    cols = ["pair", "ε"] + [f"{m} {s}" for m in METRICS for s in ("ours", "SN", "ratio")] + ["SN note"]
-    return pd.DataFrame(rows, columns=cols)
+    return pd.DataFrame(rows)
 
 
-def verdicts(med: pd.DataFrame, sbs: pd.DataFrame, defaults_mwem: dict | None) -> list[str]:
-    """One line per goal of issue 7, computed from the medians (nothing hard-coded)."""
+def _best(st: pd.DataFrame, tab: str, eps: float, names: list[str]) -> str | None:
+    """The candidate with the lowest mean 2-way TVD in this cell."""
+    have = [n for n in names if (tab, n, eps) in st.index and st.loc[(tab, n, eps)].runs]
+    return min(have, key=lambda n: st.loc[(tab, n, eps), "tvd_2way"]) if have else None
+
+
+def verdicts(st: pd.DataFrame, sbs: pd.DataFrame) -> list[str]:
+    """One line per goal of issue 16, computed from the means and sds (nothing hard-coded)."""
     out = []
-    fin = sbs[np.isfinite(sbs["tvd_1way SN"].astype(float))]
-    tvd_ok = (fin["tvd_1way ours"] <= fin["tvd_1way SN"]) & (fin["tvd_2way ours"] <= fin["tvd_2way SN"])
-    auc_ok = fin["tstr_auc ours"] >= fin["tstr_auc SN"] - AUC_TOL
-    worse = [f"{r.pair.split(' /')[0]}@ε={r['ε']}" for _, r in fin[~(tvd_ok & auc_ok)].iterrows()]
-    dnf = len(sbs) - len(fin)
-    if len(sbs) == 0:
-        out.append("utility ≥ SmartNoise at equal ε: not measured (no pair of ours and SmartNoise's in this run)")
+    pairs = sbs[~sbs.best] if len(sbs) else sbs
+    if len(pairs):
+        util = pairs["ok tvd_2way"] & pairs["ok tstr_auc"]
+        fail = [f"{r.table}/{r.pair.split(' /')[0]}@ε={r['ε']}" for _, r in pairs[~(util & pairs["ok fit_s"])].iterrows()]
+        out.append(f"every synthesizer ≥ its SmartNoise namesake (2-way TVD and TSTR AUC within one sd, fit ≤ 2x): "
+                   f"{'MET' if not fail else 'NOT MET'} — utility in {int(util.sum())}/{len(pairs)} cells, fit time "
+                   f"in {int(pairs['ok fit_s'].sum())}/{len(pairs)}" + (f"; not at {', '.join(fail)}" if fail else ""))
     else:
-        out.append(f"utility ≥ SmartNoise at equal ε: {'MET' if len(fin) and not worse else 'NOT MET'} — "
-                   f"both TVDs ≤ SmartNoise's in {int(tvd_ok.sum())}/{len(fin)} (pair, ε) cells, TSTR AUC ≥ "
-                   f"SmartNoise's − {AUC_TOL} in {int(auc_ok.sum())}/{len(fin)}"
-                   + (f"; not both at {', '.join(worse)}" if worse else "")
-                   + (f"; {dnf} cells without a SmartNoise result (timeout or error; not counted)" if dnf else ""))
-    eps_all = sorted(med.index.get_level_values("eps").unique())
-    m_ok, m_mst = [], {1: [], 2: []}
-    for e in eps_all:
-        if ("MWEM", e) in med.index and ("SN MWEM", e) in med.index:
-            m_ok.append(med.loc[("MWEM", e), "tvd_2way"] <= med.loc[("SN MWEM", e), "tvd_2way"]
-                        or not np.isfinite(med.loc[("SN MWEM", e), "tvd_2way"]))
-        if ("MWEM", e) in med.index and ("SN MST", e) in med.index:
-            for w in (1, 2):
-                m_mst[w].append(med.loc[("MWEM", e), f"tvd_{w}way"] / med.loc[("SN MST", e), f"tvd_{w}way"])
-    beat = ("not measured" if not m_ok else f"{'MET' if all(m_ok) else 'NOT MET'} ({sum(m_ok)}/{len(m_ok)} ε)")
-    near = []
-    for w in (1, 2):
-        r = np.asarray(m_mst[w], dtype=float)
-        txt = ", ".join(f"{x:.2f}" for x in r)
-        near.append(f"{w}-way {'not measured' if not np.isfinite(r).any() else ('MET' if np.nanmax(r) <= 1.5 else 'NOT MET')}"
-                    + (f" (by ε: {txt})" if len(r) else ""))
-    out.append(f"MWEM beats SmartNoise's MWEM (2-way TVD): {beat}; approaching MST "
-               f"(TVD ours / MST's ≤ 1.5 at every ε): {'; '.join(near)}")
-    fr = sbs["fit_s ratio"].astype(float)
-    if not fr.notna().any():
-        out.append("fit time ≤ 2x SmartNoise's: not measured (no finished pair in this run)")
-    else:
-        slow = [f"{r.pair.split(' /')[0]}@ε={r['ε']} ({r['fit_s ratio']:.1f}x)" for _, r in sbs[fr > 2].iterrows()]
-        out.append(f"fit time ≤ 2x SmartNoise's: {'MET' if not slow else 'NOT MET'} — worst ratio "
-                   f"{np.nanmax(fr):.2f}x" + (f"; slower at {', '.join(slow)}" if slow else ""))
-    mw = med.xs("MWEM", level="synth")["fit_s"] if "MWEM" in med.index.get_level_values("synth") else None
-    if mw is None:
-        out.append("MWEM in seconds: not measured")
-    elif defaults_mwem is None:
-        out.append(f"MWEM in seconds: ours ≤ {mw.max():.1f} s; SmartNoise defaults not timed in this run "
-                   "(pass --smartnoise-defaults-mwem)")
-    else:
-        dnf_defaults = defaults_mwem["status"] != "ok"
-        out.append(f"MWEM in seconds (< 60 s) where SmartNoise's defaults do not finish: "
-                   f"{'MET' if dnf_defaults and mw.max() < 60 else 'NOT MET'} — ours ≤ {mw.max():.1f} s; "
-                   f"SmartNoise MWEM defaults at ε={defaults_mwem['eps']}: "
-                   + (defaults_mwem["status"] if dnf_defaults else
-                      f"finished in {defaults_mwem['fit_s']:.1f} s ({defaults_mwem['fit_s'] / mw.max():.0f}x ours)"))
+        out.append("every synthesizer ≥ its SmartNoise namesake: not measured (no pair in this run)")
+    best = sbs[sbs.best] if len(sbs) else sbs
+    if len(best):
+        ok = best["ok tvd_2way"] & best["ok tstr_auc"]
+        fail = [f"{r.table}@ε={r['ε']} ({r.pair})" for _, r in best[~ok].iterrows()]
+        out.append(f"our best matches SmartNoise's best (MST/AIM) in every cell: {'MET' if not fail else 'NOT MET'} "
+                   f"— {int(ok.sum())}/{len(best)} cells" + (f"; not at {', '.join(fail)}" if fail else ""))
+    ratios = []
+    for tab, eps in sorted({(t, e) for t, _, e in st.index}):
+        for ref in ("MST", "SN MST"):
+            if {(tab, "MWEM+PGM", eps), (tab, ref, eps)} <= set(st.index):
+                ratios.append((tab, eps, ref, st.loc[(tab, "MWEM+PGM", eps), "tvd_1way"] / st.loc[(tab, ref, eps), "tvd_1way"]))
+    for ref in ("MST", "SN MST"):
+        r = [(t, e, x) for t, e, name, x in ratios if name == ref]
+        if r:
+            met = all(x <= 1.5 for _, _, x in r)
+            out.append(f"MWEM+PGM 1-way TVD within 1.5x of {ref}'s: {'MET' if met else 'NOT MET'} — "
+                       + ", ".join(f"{t}@ε={e}: {x:.2f}x" for t, e, x in r))
     return out
 
 
-def defaults_mwem_timing(eps: float, timeout: float) -> dict:
-    """SmartNoise MWEM with default settings (no split_factor) on the same coded table."""
-    df = load_wage()
-    schema = wage_schema(bins=8)
-    train, _ = train_test_split_frame(df, test_fraction=0.3, seed=0)
-    with tempfile.TemporaryDirectory(prefix="sn_bench_") as tmpdir:
-        _, res = run_smartnoise("SN MWEM defaults", ("mwem", True, {}), eps, 0, train, schema, timeout, Path(tmpdir))
-    print(f"SmartNoise MWEM, default settings, ε={eps}: "
-          + (f"fit {res['fit_s']:.1f} s" if res["status"] == "ok" else res["status"]), flush=True)
-    return {"eps": eps, **res}
-
-
-def summarize(res: pd.DataFrame, defaults: dict | None) -> None:
-    """Print medians, the side-by-side ratio table and the verdicts."""
-    med = medians(res)
-    pd.set_option("display.width", 200)
-    pd.set_option("display.max_columns", 30)
-    print("\nMedians over seeds (TSTR AUC train-on-real: "
-          f"{res['trtr_auc'].dropna().median():.3f}):")
-    print(med.round(3).to_string())
-    sbs = side_by_side(med)
-    cols = ["pair", "ε"] + [f"{m} {s}" for m in METRICS for s in ("ours", "SN", "ratio")] + ["SN note"]
-    print("\nOurs vs SmartNoise (ratio = ours / SmartNoise; TVD: lower is better, AUC: higher is better):")
-    print(sbs[cols].round(3).to_string(index=False))
-    print("\nVerdicts (from the medians above):")
-    for line in verdicts(med, sbs, defaults):
+def summarize(res: pd.DataFrame) -> None:
+    """Print mean ± sd per cell, the side-by-side table and the verdicts."""
+    st = stats(res)
+    pd.set_option("display.width", 220)
+    pd.set_option("display.max_columns", 40)
+    pd.set_option("display.max_rows", 500)
+    print("\nMean ± sd over seeds (TSTR AUC train-on-real: "
+          + ", ".join(f"{t} {v:.3f}" for t, v in res.groupby("table").trtr_auc.median().items()) + "):")
+    show = pd.DataFrame({m: st[m].map("{:.3f}".format) + " ± " + st[f"{m}_sd"].map("{:.3f}".format)
+                         for m in METRICS})
+    show["runs"], show["note"] = st["runs"].astype(int), st["note"]
+    print(show.to_string())
+    sbs = side_by_side(st)
+    if len(sbs):
+        print("\nOurs vs SmartNoise (means; the last row per cell pairs our best with SmartNoise's best by 2-way TVD):")
+        print(sbs.round(3).to_string(index=False))
+    print("\nVerdicts (from the means and sds above):")
+    for line in verdicts(st, sbs):
         print(" -", line)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="ε ∈ {1, 3}, 1 seed, CI-scale iterations")
-    ap.add_argument("--eps", type=float, nargs="+", help="override the ε grid")
-    ap.add_argument("--seeds", type=int, default=None, help="number of seeds (default 3; 1 with --quick)")
-    ap.add_argument("--timeout", type=float, default=None, help="per SmartNoise run, s (400; 150 with --quick)")
+    ap.add_argument("--quick", action="store_true", help="CI-scale iterations (the grid is unchanged)")
+    ap.add_argument("--eps", type=float, nargs="+", help="override the ε grid (default 0.3 1 3 10)")
+    ap.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
+    ap.add_argument("--tables", nargs="+", default=list(TABLES), choices=list(TABLES))
+    ap.add_argument("--timeout", type=float, default=400.0, help="per SmartNoise run, s")
     ap.add_argument("--only", nargs="+", help="restrict to these synthesizer names (e.g. MWEM 'SN MWEM')")
-    ap.add_argument("--smartnoise-defaults-mwem", action="store_true",
-                    help="also time SmartNoise's MWEM with default settings under the timeout")
     ap.add_argument("--csv", type=Path, help="write the per-run rows here")
     ap.add_argument("--summarize", type=Path, nargs="+", help="only summarise per-run CSVs written by --csv")
     args = ap.parse_args()
     if args.summarize:
-        return summarize(pd.concat([pd.read_csv(f) for f in args.summarize], ignore_index=True), None)
+        return summarize(pd.concat([pd.read_csv(f) for f in args.summarize], ignore_index=True))
     if not SN_PYTHON.exists():
         raise SystemExit(f"{SN_PYTHON} not found: run `bash benchmarks/smartnoise_env.sh` first")
-    eps = args.eps or ([1.0, 3.0] if args.quick else [0.1, 0.5, 1.0, 3.0, 9.0])
-    seeds = list(range(args.seeds if args.seeds is not None else (1 if args.quick else 3)))
-    timeout = args.timeout or (150.0 if args.quick else 400.0)
+    eps = args.eps or [0.3, 1.0, 3.0, 10.0]
+    seeds = list(range(args.seeds))
     known = list(ours(True)) + list(smartnoise(True))
     if args.only and set(args.only) - set(known):
         raise SystemExit(f"unknown names in --only: {sorted(set(args.only) - set(known))}; choose from {known}")
-    if min(eps) <= 0 or not seeds or timeout <= 0:
+    if min(eps) <= 0 or not seeds or args.timeout <= 0:
         raise SystemExit("need ε > 0, at least one seed and a positive timeout")
-    print(f"Wage, ε grid {eps}, seeds {seeds}, δ={DELTA}, timeout {timeout:.0f} s per SmartNoise run, "
-          f"{'quick' if args.quick else 'full'} sizes", flush=True)
-    defaults = defaults_mwem_timing(3.0, timeout) if args.smartnoise_defaults_mwem else None
-    res = run_grid(eps, seeds, args.quick, timeout, args.only)
+    print(f"tables {args.tables}, ε grid {eps}, seeds {seeds}, δ={DELTA}, timeout {args.timeout:.0f} s per "
+          f"SmartNoise run, {'quick' if args.quick else 'full'} sizes", flush=True)
+    res = run_grid(args.tables, eps, seeds, args.quick, args.timeout, args.only)
     if args.csv:
         res.to_csv(args.csv, index=False)
-    summarize(res, defaults)
+    summarize(res)
+
 
 if __name__ == "__main__":
     sys.exit(main())

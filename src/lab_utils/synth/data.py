@@ -255,6 +255,29 @@ def wage_schema(bins: int = 8) -> Schema:
     return Schema(cols, public=True, dtypes=dict(df.dtypes))
 
 
+# ---- a second table for the benchmark: ISLR's Default (also shipped inside the ISLP wheel) ----------
+DEFAULT_TARGET = "default"
+
+
+def load_default() -> pd.DataFrame:
+    """ISLR's ``Default`` table (10,000 simulated credit-card customers: default, student, balance, income)."""
+    try:
+        from ISLP import load_data
+    except ImportError as e:
+        raise RuntimeError("the Default table ships in the ISLP package: pip install --no-deps ISLP==0.6.0") from e
+    return load_data("Default").reset_index(drop=True)
+
+
+def default_schema(bins: int = 16) -> Schema:
+    """Public domain of Default: the two Yes/No columns, and round bounds fixed by hand for a card balance
+    ($0-3,000) and a yearly income ($0-80,000), not read from the rows."""
+    df = load_default().head(0)
+    cols = [Column(name, "categorical", categories=tuple(df[name].cat.categories)) for name in ["default", "student"]]
+    cols += [Column("balance", "continuous", lower=0, upper=3000, bins=bins),
+             Column("income", "continuous", lower=0, upper=80000, bins=bins)]
+    return Schema(cols, public=True, dtypes=dict(df.dtypes))
+
+
 def train_test_split_frame(df: pd.DataFrame, test_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A seeded row split (test rows are held out from every synthesizer)."""
     rng = np.random.default_rng(seed)
