@@ -1,0 +1,156 @@
+"""AIM and MWEM+PGM (lab_utils.synth.aim, .mwem_pgm) and what they share with MST (lab_utils.synth.pgm).
+
+Model marginals against mbi's own variable elimination; each mechanism's noise measured from its
+measurements (residual against the true marginal) rather than read back from its parameters; ρ or ε
+charged from what ran against what was asked, on every argument path tried; one seed, one release.
+"""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from test_synth_data import small_frame, small_schema
+
+mbi = pytest.importorskip("mbi")
+from lab_utils.synth import pgm  # noqa: E402
+from lab_utils.synth.accounting import cdp_rho  # noqa: E402
+from lab_utils.synth.aim import AIM, candidates  # noqa: E402
+from lab_utils.synth.mwem_pgm import ALPHA, MWEMPGM  # noqa: E402
+
+
+def _quiet(fit):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fit()
+
+
+def _toy_model(cliques):
+    domain = mbi.Domain(["a", "b", "c", "e"], [2, 3, 4, 3])
+    rng = np.random.default_rng(0)
+    data = mbi.Dataset({k: rng.integers(0, s, 300) for k, s in zip(domain.attributes, domain.shape)}, domain)
+    ms = [mbi.LinearMeasurement(np.asarray(data.project(c).datavector()) + rng.normal(0, 2, domain.size(c)), c,
+                                stddev=2.0) for c in cliques]
+    return mbi.estimation.MirrorDescent().estimate(domain, ms, iters=60)
+
+
+@pytest.mark.parametrize("max_cells", [pgm.DENSE_CELLS, 10])          # the dense joint, and components
+@pytest.mark.parametrize("cliques", [[("b", "a"), ("c", "b"), ("e", "c")], [("a",), ("b",), ("c", "e")]])
+def test_model_marginals_match_variable_elimination(max_cells, cliques):
+    model = _toy_model(cliques)
+    marginals = pgm.ModelMarginals(model, max_cells=max_cells)
+    for q in [("a",), ("b", "a"), ("a", "c"), ("e", "a"), ("c", "e", "a"), ("e", "b")]:
+        assert np.allclose(marginals(q), np.asarray(model.project(q).datavector()), atol=1e-9), q
+
+
+def test_size_filter_drops_what_would_grow_the_model():
+    domain = mbi.Domain(["a", "b", "c"], [50, 50, 50])
+    pool = {("a", "b"): 1, ("b", "c"): 1, ("a",): 1}
+    kept = pgm.within_size(domain, [("a", "b")], pool, size_limit_mb=0.03)   # one 50x50 table is 0.019 MB
+    assert set(kept) == {("a", "b"), ("a",)}          # (b, c) would need a second 2,500-cell table
+
+
+def test_aim_candidates_are_the_downward_closure_with_workload_weights():
+    c = candidates(["a", "b", "c"], 2)
+    assert set(c) == {("a",), ("b",), ("c",), ("a", "b"), ("a", "c"), ("b", "c")}
+    assert c[("a",)] == 2 and c[("a", "b")] == 2 + 1 + 1   # |C ∩ C'| over (a,b), (a,c), (b,c)
+
+
+def _noise_as_charged(z: np.ndarray, kurtosis: float) -> bool:
+    """Is the sample sd of standardised residuals z within 4 standard errors of 1? (The sd's standard error
+    is √((κ − 1) / (4n)) for kurtosis κ: 3 for Gaussian noise, 6 for Laplace.)"""
+    return abs(np.std(z) - 1) < 4 * math.sqrt((kurtosis - 1) / (4 * len(z)))
+
+
+def _residuals(m, frame):
+    """(y − M_C(D)) / sd for every measurement of a fitted model: N(0, 1) if the noise is what is charged."""
+    data = m.dataset(m.schema.discretize(frame), m.schema.sizes)
+    return np.concatenate([(np.asarray(x.noisy_measurement) - np.asarray(data.project(x.clique).datavector()))
+                           / x.stddev for x in m.measurements])
+
+
+@pytest.fixture(scope="module")
+def aims():
+    frame = small_frame(600)
+    fits = {}
+    for eps, rounds in [(0.3, None), (3.0, 1), (3.0, 3)]:
+        model = AIM(max_rounds=rounds, iters=40, final_iters=80, seed=2)
+        fits[(eps, rounds)] = _quiet(lambda m=model, e=eps: m.fit(frame, e, 1e-5, schema=small_schema()))
+    return frame, fits
+
+
+def test_aim_noise_is_the_noise_charged_and_rho_is_never_exceeded(aims):
+    frame, fits = aims
+    z = np.concatenate([_residuals(m, frame) for m in fits.values()])
+    assert _noise_as_charged(z, kurtosis=3) and len(z) > 150, (np.std(z), len(z))
+    for (eps, rounds), m in fits.items():
+        rho = cdp_rho(eps, 1e-5)
+        charged = sum(1 / (2 * x.stddev**2) for x in m.measurements) + sum(e**2 / 8 for e in m.em_epsilons)
+        assert 0.999 * rho <= charged <= rho, (eps, rounds)      # the whole ρ, never more (annealing included)
+        assert 0 < m.epsilon_spent <= eps
+        assert len(m.em_epsilons) == len(m.selected) == len(m.measurements) - len(small_schema().names)
+        if rounds is not None:
+            assert len(m.selected) <= rounds
+
+
+def test_aim_anneals_and_ends_on_the_rest_of_the_budget(aims):
+    _, fits = aims
+    m = fits[(0.3, None)]
+    sds = [x.stddev for x in m.measurements[len(small_schema().names):]]
+    assert len(sds) >= 2 and sds[-1] != sds[0]       # the last round spends the rest, at its own σ
+
+
+def test_aim_one_seed_one_release():
+    frame = small_frame(600)
+
+    def fit(seed):
+        return _quiet(lambda: AIM(max_rounds=1, iters=40, final_iters=80, seed=seed).fit(frame, 3.0, 1e-5,
+                                                                                        schema=small_schema()))
+
+    a, b = fit(2), fit(2)
+    assert a.selected == b.selected and a.sample(200).equals(b.sample(200))
+    assert not fit(5).sample(200).equals(a.sample(200))
+
+
+@pytest.mark.parametrize("kwargs", [{"max_rounds": 0}, {"degree": 0}, {"max_size_mb": 0}])
+def test_aim_refuses_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        AIM(**kwargs)
+
+
+@pytest.fixture(scope="module")
+def mwem_pgm():
+    frame = small_frame(600)
+    return frame, _quiet(lambda: MWEMPGM(rounds=10, iters=40, final_iters=80, seed=4).fit(frame, 1.5,
+                                                                                      schema=small_schema()))
+
+
+def test_mwem_pgm_laplace_noise_and_epsilon(mwem_pgm):
+    frame, m = mwem_pgm
+    z = _residuals(m, frame)
+    assert _noise_as_charged(z, kurtosis=6) and len(z) > 100, (np.std(z), len(z))  # Lap(b): sd b√2, as recorded
+    b = np.array([x.stddev / math.sqrt(2) for x in m.measurements])
+    assert np.allclose(1 / b, ALPHA * 1.5 / 10)                                  # measured at α·ε/T each
+    assert len(m.selected) == len(m.round_epsilons) == 10
+    assert m.epsilon_spent <= 1.5 and sum(m.round_epsilons) <= 1.5 and m.epsilon_spent > 1.5 * (1 - 1e-9)
+    assert m.delta is None                                                      # pure ε-DP: δ unused
+
+
+def test_mwem_pgm_noise_check_catches_an_under_noised_variant(monkeypatch):
+    """Plant a measurement with half the noise it records: the residual check above must fail on it."""
+    frame = small_frame(600)
+    real_measure = pgm.measure
+
+    def half_noise(data, cliques, scale, rng, noise="gaussian"):
+        out = real_measure(data, cliques, scale / 2, rng, noise)
+        return [mbi.LinearMeasurement(x.noisy_measurement, x.clique, stddev=x.stddev * 2) for x in out]
+
+    monkeypatch.setattr("lab_utils.synth.mwem_pgm.measure", half_noise)
+    m = _quiet(lambda: MWEMPGM(rounds=10, iters=20, final_iters=20, seed=4).fit(frame, 1.5, schema=small_schema()))
+    z = _residuals(m, frame)
+    assert not _noise_as_charged(z, kurtosis=6)
+
+
+def test_mwem_pgm_workload_is_checked():
+    with pytest.raises(ValueError, match="workload"):
+        _quiet(lambda: MWEMPGM(rounds=1, workload=[("a", "nope")]).fit(small_frame(100), 1.0, schema=small_schema()))
