@@ -87,6 +87,8 @@ OURS_BEST, SN_BEST = ["MWEM", "MWEM+PGM", "MST", "AIM"], ["SN MST", "SN AIM"]   
 TABLES = {"Wage": (load_wage, lambda: wage_schema(bins=8), WAGE_TARGET),
           "Default": (load_default, lambda: default_schema(bins=16), DEFAULT_TARGET)}
 METRICS = ["tvd_1way", "tvd_2way", "tstr_auc", "fit_s"]
+CSV_COLUMNS = ["table", "synth", "eps", "seed", "status", "fit_s", "eps_spent", "tvd_1way", "tvd_2way", "corr_diff",
+               "tstr_auc", "trtr_auc"]
 AUC_TOL = 0.01  # TSTR AUC counts as "at least as good" within this margin
 
 
@@ -168,25 +170,37 @@ def run_smartnoise(name: str, spec: tuple, eps: float, seed: int, train: pd.Data
 
 
 def run_grid(tables: list[str], epsilons: list[float], seeds: list[int], quick: bool, timeout: float,
-             only: list[str] | None = None) -> pd.DataFrame:
+             only: list[str] | None = None, csv: Path | None = None) -> pd.DataFrame:
+    """Every (table, ε, seed, synthesizer) run; with ``csv``, each row is appended as it finishes and runs
+    already in that file are not repeated (a long grid survives an interruption)."""
     torch.set_num_threads(1)
-    rows = []
+    done = pd.read_csv(csv) if csv and csv.exists() else pd.DataFrame(columns=["table", "synth", "eps", "seed"])
+    skip = {(r.table, r.synth, float(r.eps), int(r.seed)) for r in done.itertuples()}
+
+    def record(row: dict) -> None:
+        print(_line(row), flush=True)
+        if csv:
+            pd.DataFrame([row]).reindex(columns=CSV_COLUMNS).to_csv(csv, mode="a", header=not csv.exists(),
+                                                                     index=False)
+
     for tab in tables:
-        rows += run_table(tab, epsilons, seeds, quick, timeout, only)
-    return pd.DataFrame(rows)
+        run_table(tab, epsilons, seeds, quick, timeout, only, skip, record)
+    return pd.read_csv(csv) if csv else pd.DataFrame(ROWS)
+
+
+ROWS: list[dict] = []   # this run's rows when no CSV is kept
 
 
 def run_table(tab: str, epsilons: list[float], seeds: list[int], quick: bool, timeout: float,
-              only: list[str] | None) -> list[dict]:
+              only: list[str] | None, skip: set, record) -> None:
     load, make_schema, target = TABLES[tab]
     schema = make_schema()
     train, test = train_test_split_frame(load(), test_fraction=0.3, seed=0)
-    rows = []
     with tempfile.TemporaryDirectory(prefix="sn_bench_") as tmpdir:
         for eps in epsilons:
             for seed in seeds:
                 for name, make in ours(quick).items():
-                    if only and name not in only:
+                    if (only and name not in only) or (tab, name, eps, seed) in skip:
                         continue
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
@@ -194,19 +208,18 @@ def run_table(tab: str, epsilons: list[float], seeds: list[int], quick: bool, ti
                         s = make(seed).fit(train, eps, delta=DELTA, schema=schema)
                         fit_s = time.perf_counter() - t0
                     rep = utility_report(s.sample(len(train)), train, test, schema, target)
-                    rows.append({"table": tab, "synth": name, "eps": eps, "seed": seed, "status": "ok", "fit_s": fit_s,
-                                 "eps_spent": s.epsilon_spent, **rep})
-                    print(_line(rows[-1]), flush=True)
+                    ROWS.append({"table": tab, "synth": name, "eps": eps, "seed": seed, "status": "ok",
+                                 "fit_s": fit_s, "eps_spent": s.epsilon_spent, **rep})
+                    record(ROWS[-1])
                 for name, spec in smartnoise(quick).items():
-                    if only and name not in only:
+                    if (only and name not in only) or (tab, name, eps, seed) in skip:
                         continue
                     out, res = run_smartnoise(name, spec, eps, seed, train, schema, timeout, Path(tmpdir))
                     row = {"table": tab, "synth": name, "eps": eps, "seed": seed, "status": res["status"], "fit_s": res["fit_s"]}
                     if out is not None:
                         row.update(utility_report(out, train, test, schema, target))
-                    rows.append(row)
-                    print(_line(row), flush=True)
-    return rows
+                    ROWS.append(row)
+                    record(row)
 
 
 def _line(r: dict) -> str:
@@ -328,7 +341,8 @@ def main() -> None:
     ap.add_argument("--tables", nargs="+", default=list(TABLES), choices=list(TABLES))
     ap.add_argument("--timeout", type=float, default=400.0, help="per SmartNoise run, s")
     ap.add_argument("--only", nargs="+", help="restrict to these synthesizer names (e.g. MWEM 'SN MWEM')")
-    ap.add_argument("--csv", type=Path, help="write the per-run rows here")
+    ap.add_argument("--csv", type=Path, help="append the per-run rows here as they finish; runs already in it are "
+                                             "skipped (resume an interrupted grid)")
     ap.add_argument("--summarize", type=Path, nargs="+", help="only summarise per-run CSVs written by --csv")
     args = ap.parse_args()
     if args.summarize:
@@ -344,9 +358,7 @@ def main() -> None:
         raise SystemExit("need ε > 0, at least one seed and a positive timeout")
     print(f"tables {args.tables}, ε grid {eps}, seeds {seeds}, δ={DELTA}, timeout {args.timeout:.0f} s per "
           f"SmartNoise run, {'quick' if args.quick else 'full'} sizes", flush=True)
-    res = run_grid(args.tables, eps, seeds, args.quick, args.timeout, args.only)
-    if args.csv:
-        res.to_csv(args.csv, index=False)
+    res = run_grid(args.tables, eps, seeds, args.quick, args.timeout, args.only, args.csv)
     summarize(res)
 
 
