@@ -35,12 +35,23 @@ def _toy_model(cliques):
 
 
 @pytest.mark.parametrize("max_cells", [pgm.DENSE_CELLS, 10])          # the dense joint, and components
-@pytest.mark.parametrize("cliques", [[("b", "a"), ("c", "b"), ("e", "c")], [("a",), ("b",), ("c", "e")]])
+@pytest.mark.parametrize("cliques", [[("b", "a"), ("c", "b"), ("e", "c")], [("a",), ("b",), ("c", "e")],
+                                     [("b", "a")]])                  # c and e in no clique: uniform
 def test_model_marginals_match_variable_elimination(max_cells, cliques):
     model = _toy_model(cliques)
     marginals = pgm.ModelMarginals(model, max_cells=max_cells)
     for q in [("a",), ("b", "a"), ("a", "c"), ("e", "a"), ("c", "e", "a"), ("e", "b")]:
         assert np.allclose(marginals(q), np.asarray(model.project(q).datavector()), atol=1e-9), q
+
+
+@pytest.mark.parametrize("cliques", [[("x1", "x2")], [("x1", "x2"), ("x2", "x3")], [("x1", "x2"), ("x3", "x4")]])
+def test_size_filter_agrees_with_the_whole_domain_junction_tree(cliques):
+    domain = mbi.Domain([f"x{i}" for i in range(12)], [6] * 12)
+    for c in [("x5",), ("x1", "x3"), ("x4", "x9")]:
+        full = mbi.junction_tree.hypothetical_model_size(domain, cliques + [c])
+        free = c in set(mbi.clique_utils.downward_closure(cliques))
+        assert c in pgm.within_size(domain, cliques, {c: 1}, full * (1 + 1e-9))
+        assert (c in pgm.within_size(domain, cliques, {c: 1}, full * (1 - 1e-9))) == free, (cliques, c)
 
 
 def test_size_filter_drops_what_would_grow_the_model():

@@ -60,36 +60,82 @@ DENSE_CELLS = 2**23          # joint tables up to this many cells are materialis
 
 
 class ModelMarginals:
-    """M_C(p̂) for many cliques C of one model p̂.
+    """M_C(p̂) for many cliques C of one model p̂, exactly, without a jax compilation per new C.
 
-    p̂(x) ∝ exp(Σ_k θ_k(x_{C_k})) over the model's cliques C_k (Private-PGM's log-potentials θ). When the
-    domain has at most ``DENSE_CELLS`` cells, the joint is built once with NumPy and every marginal is a sum
-    over it — exact, and free of the jax compilation that ``model.project`` pays per new clique (about a
-    quarter of a second each on 2 cores, most of an AIM round). Larger domains use ``model.project``.
+    ``model.project`` compiles a variable elimination for every new clique (about a quarter of a second each
+    on 2 cores: most of an AIM round, hours for MST's pairs on a 200-column table). Instead:
+
+    * small domains (≤ ``max_cells`` cells): p̂(x) ∝ exp(Σ_k θ_k(x_{C_k})) over the model's log-potentials θ is
+      built once with NumPy and every marginal is a sum over it;
+    * otherwise, C's attributes are grouped by the connected component of the model's graph they lie in
+      (components are independent under p̂, so M_C = total · Π_g (M_g / total)); a group inside one of the
+      model's cliques is a sum of that clique's marginal; only a group spanning several cliques falls back
+      to ``model.project``.
     """
 
     def __init__(self, model, max_cells: int = DENSE_CELLS):
         self.model, self.joint = model, None
         domain = model.domain
+        self.names, self.total = list(domain.attributes), float(model.total)
         if domain.size() <= max_cells:
-            names = list(domain.attributes)
             log_p = np.zeros(domain.shape)
             for clique in model.potentials.cliques:
                 factor = model.potentials[clique]
-                order = [names.index(a) for a in factor.domain.attributes]
-                shape = [domain.shape[j] if j in order else 1 for j in range(len(names))]
+                order = [self.names.index(a) for a in factor.domain.attributes]
+                shape = [domain.shape[j] if j in order else 1 for j in range(len(self.names))]
                 log_p = log_p + np.transpose(np.asarray(factor.values), np.argsort(order)).reshape(shape)
             p = np.exp(log_p - log_p.max())
-            self.joint, self.names = p * (float(model.total) / p.sum()), names
+            self.joint = p * (self.total / p.sum())
+            return
+        self.component = _components(self.names, model.cliques)
+        self.tables = [(list(model.marginals[c].domain.attributes), np.asarray(model.marginals[c].values))
+                       for c in model.marginals.cliques]
 
     def __call__(self, clique: tuple[str, ...]) -> np.ndarray:
         """The marginal over ``clique`` as a flat vector (``clique``'s column order, like ``datavector``)."""
-        if self.joint is None:
-            return np.asarray(self.model.project(clique).datavector())
-        axes = [self.names.index(a) for a in clique]
-        other = tuple(j for j in range(self.joint.ndim) if j not in axes)
-        kept = sorted(axes)                                  # sum() leaves the kept axes in domain order
-        return np.transpose(self.joint.sum(axis=other), [kept.index(j) for j in axes]).ravel()
+        if self.joint is not None:
+            return _sum_to(self.names, self.joint, clique).ravel()
+        groups: dict[int, list[str]] = {}
+        for a in clique:
+            groups.setdefault(self.component[a], []).append(a)
+        out, attrs = np.asarray(self.total), []
+        for group in groups.values():
+            out = np.multiply.outer(out, self._within(tuple(group)) / self.total)
+            attrs += group
+        return _sum_to(attrs, out, clique).ravel()
+
+    def _within(self, group: tuple[str, ...]) -> np.ndarray:
+        for names, table in self.tables:
+            if set(group) <= set(names):
+                return _sum_to(names, table, group)
+        if len(group) == 1 and not any(group[0] in c for c in self.model.cliques):   # in no clique: uniform
+            size = self.model.domain.size(group)
+            return np.full(size, self.total / size)
+        return np.asarray(self.model.project(group).values)
+
+
+def _sum_to(names: list[str], table: np.ndarray, clique: tuple[str, ...]) -> np.ndarray:
+    """Sum ``table`` (axes named ``names``) down to ``clique``, axes in ``clique``'s order."""
+    axes = [names.index(a) for a in clique]
+    kept = sorted(axes)                                      # sum() leaves the kept axes in table order
+    other = tuple(j for j in range(table.ndim) if j not in axes)
+    return np.transpose(table.sum(axis=other), [kept.index(j) for j in axes])
+
+
+def _components(names: list[str], cliques) -> dict[str, int]:
+    """Connected component of each attribute in the graph whose edges join attributes sharing a clique."""
+    parent = {a: a for a in names}
+
+    def root(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for clique in cliques:
+        for a in clique[1:]:
+            parent[root(a)] = root(clique[0])
+    return {a: names.index(root(a)) for a in names}
 
 
 def l1_error(data, marginals: ModelMarginals, clique: tuple[str, ...]) -> float:
@@ -99,11 +145,21 @@ def l1_error(data, marginals: ModelMarginals, clique: tuple[str, ...]) -> float:
 
 def within_size(domain, model_cliques: list, pool: dict, size_limit_mb: float) -> dict:
     """AIM's and MWEM+PGM's candidate filter: C whose junction tree with the cliques so far stays ≤ ``size_limit_mb``
-    (or that the model already covers, which costs nothing)."""
+    (or that the model already covers, which costs nothing).
+
+    Attributes in none of the cliques are isolated nodes of the junction tree, one maximal clique each, so the
+    tree is built over the attributes the cliques touch and the isolated ones add their sizes (8 bytes a cell):
+    the same number as ``hypothetical_model_size`` over the whole domain, without a 200-node elimination order
+    per candidate on a wide table."""
     mbi = load_mbi()
     free = set(mbi.clique_utils.downward_closure(model_cliques))
-    return {c: w for c, w in pool.items()
-            if c in free or mbi.junction_tree.hypothetical_model_size(domain, model_cliques + [c]) <= size_limit_mb}
+
+    def size_mb(cliques):
+        touched = sorted({a for c in cliques for a in c}, key=list(domain.attributes).index)
+        isolated = sum(domain.size(a) for a in domain.attributes if a not in touched) * 8 / 2**20
+        return mbi.junction_tree.hypothetical_model_size(domain.project(touched), cliques) + isolated
+
+    return {c: w for c, w in pool.items() if c in free or size_mb(model_cliques + [c]) <= size_limit_mb}
 
 
 class MarginalSynthesizer(Synthesizer):
