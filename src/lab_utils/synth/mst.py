@@ -26,7 +26,7 @@ import pandas as pd
 
 from .accounting import cdp_epsilon, cdp_rho
 from .mwem import exponential_mechanism
-from .pgm import MarginalSynthesizer, ModelMarginals, l1_error, load_mbi, measure
+from .pgm import DisjointSets, MarginalSynthesizer, ModelMarginals, l1_error, load_mbi, measure
 
 
 def compress_domain(codes: np.ndarray, names: list[str], sizes: list[int], one_way: list, sigma_of: list[float]):
@@ -59,21 +59,14 @@ def spanning_tree(pairs_error: dict[tuple[str, str], float], names: list[str], r
                   rng: np.random.Generator) -> tuple[list[tuple[str, str]], float]:
     """Step 3: r − 1 edges, each by the exponential mechanism (ε_EM = √(8ρ/(r−1)), sensitivity 1) among the
     pairs that join two components so far (Kruskal's rule, with a private choice); returns (edges, ε_EM)."""
-    parent = {a: a for a in names}
-
-    def root(a):
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
+    components = DisjointSets(names)
     eps_em = math.sqrt(8 * rho / (len(names) - 1))
     edges = []
     for _ in range(len(names) - 1):
-        candidates = [e for e in pairs_error if root(e[0]) != root(e[1])]
+        candidates = [e for e in pairs_error if components.root(e[0]) != components.root(e[1])]
         k = exponential_mechanism(np.array([pairs_error[e] for e in candidates]), eps_em, 1.0, rng)
         a, b = candidates[k]
-        parent[root(a)] = root(b)
+        components.join(a, b)
         edges.append((a, b))
     return edges, eps_em
 

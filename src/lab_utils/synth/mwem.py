@@ -23,8 +23,8 @@ Domain: MWEM keeps an explicit histogram over the product of column sizes. Wage 
 table of the attack has 6^100) the columns are split into groups whose domain is at
 most ``max_cells``; each group gets ε / G (sequential composition) and its own
 histogram, and groups are sampled independently, so correlations *across* groups are
-lost (the same trade as SmartNoise's ``split_factor``). A graphical-model method
-(MST, AIM, Private-PGM) avoids this; it is out of scope here.
+lost (the same trade as SmartNoise's ``split_factor``). ``mwem_pgm.MWEMPGM`` avoids
+this by keeping a graphical model (Private-PGM) in place of the histogram.
 """
 
 from __future__ import annotations

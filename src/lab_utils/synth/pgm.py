@@ -122,20 +122,29 @@ def _sum_to(names: list[str], table: np.ndarray, clique: tuple[str, ...]) -> np.
     return np.transpose(table.sum(axis=other), [kept.index(j) for j in axes])
 
 
-def _components(names: list[str], cliques) -> dict[str, int]:
-    """Connected component of each attribute in the graph whose edges join attributes sharing a clique."""
-    parent = {a: a for a in names}
+class DisjointSets:
+    """Union-find over attribute names: which attributes a set of edges or cliques has joined."""
 
-    def root(a):
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
+    def __init__(self, names):
+        self.parent = {a: a for a in names}
+
+    def root(self, a):
+        while self.parent[a] != a:
+            self.parent[a] = self.parent[self.parent[a]]       # path halving
+            a = self.parent[a]
         return a
 
+    def join(self, a, b) -> None:
+        self.parent[self.root(a)] = self.root(b)
+
+
+def _components(names: list[str], cliques) -> dict[str, int]:
+    """Connected component of each attribute in the graph whose edges join attributes sharing a clique."""
+    sets = DisjointSets(names)
     for clique in cliques:
         for a in clique[1:]:
-            parent[root(a)] = root(clique[0])
-    return {a: names.index(root(a)) for a in names}
+            sets.join(a, clique[0])
+    return {a: names.index(sets.root(a)) for a in names}
 
 
 def l1_error(data, marginals: ModelMarginals, clique: tuple[str, ...]) -> float:
