@@ -195,13 +195,6 @@ def run_grid(tables: list[str], epsilons: list[float], seeds: list[int], quick: 
 ROWS: list[dict] = []   # this run's rows when no CSV is kept
 
 
-def _free_compiled_programs() -> None:
-    """Drop jax's compiled programs after each Private-PGM fit: every new clique set compiles new ones, and
-    a grid's worth kept in one process ran out of mappable memory ("LLVM compilation error: Cannot allocate
-    memory") after about an hour, twice."""
-    if "jax" in sys.modules:
-        sys.modules["jax"].clear_caches()
-
 
 def run_table(tab: str, epsilons: list[float], seeds: list[int], quick: bool, timeout: float,
               only: list[str] | None, skip: set, record) -> None:
@@ -220,7 +213,6 @@ def run_table(tab: str, epsilons: list[float], seeds: list[int], quick: bool, ti
                         s = make(seed).fit(train, eps, delta=DELTA, schema=schema)
                         fit_s = time.perf_counter() - t0
                     rep = utility_report(s.sample(len(train)), train, test, schema, target)
-                    _free_compiled_programs()
                     ROWS.append({"table": tab, "synth": name, "eps": eps, "seed": seed, "status": "ok",
                                  "fit_s": fit_s, "eps_spent": s.epsilon_spent, **rep})
                     record(ROWS[-1])
