@@ -263,14 +263,15 @@ def side_by_side(st: pd.DataFrame) -> pd.DataFrame:
     """One row per (table, pair, ε) with both sides' means, the ratio ours / SN and the goal checks."""
     rows = []
     for tab, eps in sorted({(t, e) for t, _, e in st.index}):
-        pairs = PAIRS + [(_best(st, tab, eps, OURS_BEST), _best(st, tab, eps, SN_BEST))]
-        for a, b in pairs:
+        pairs = [(a, b, False) for a, b in PAIRS]
+        pairs.append((_best(st, tab, eps, OURS_BEST), _best(st, tab, eps, SN_BEST), True))
+        for a, b, best in pairs:
             if a is None or b is None or (tab, a, eps) not in st.index or (tab, b, eps) not in st.index:
                 continue
             x, y = st.loc[(tab, a, eps)], st.loc[(tab, b, eps)]
             if not (x.runs and y.runs):
                 continue
-            row = {"table": tab, "ε": eps, "pair": f"{a} / {b}", "best": (a, b) not in PAIRS}
+            row = {"table": tab, "ε": eps, "pair": f"{a} / {b}", "best": best}
             for m in METRICS:
                 row[f"{m} ours"], row[f"{m} SN"] = x[m], y[m]
             row["fit ratio"] = x.fit_s / y.fit_s
@@ -285,6 +286,14 @@ def _best(st: pd.DataFrame, tab: str, eps: float, names: list[str]) -> str | Non
     return min(have, key=lambda n: st.loc[(tab, n, eps), "tvd_2way"]) if have else None
 
 
+def _unfinished(st: pd.DataFrame) -> str:
+    """The namesake cells left out because SmartNoise finished no run there (timeout or error)."""
+    out = [f"{t}/{b}@ε={e} ({st.loc[(t, b, e), 'note']}; ours {st.loc[(t, a, e), 'fit_s']:.0f} s)"
+           for t, _, e in st.index.unique() for a, b in PAIRS
+           if _ == b and not st.loc[(t, b, e), "runs"] and (t, a, e) in st.index]
+    return f"; not counted, SmartNoise unfinished: {', '.join(out)}" if out else ""
+
+
 def verdicts(st: pd.DataFrame, sbs: pd.DataFrame) -> list[str]:
     """One line per goal of issue 16, computed from the means and sds (nothing hard-coded)."""
     out = []
@@ -294,7 +303,8 @@ def verdicts(st: pd.DataFrame, sbs: pd.DataFrame) -> list[str]:
         fail = [f"{r.table}/{r.pair.split(' /')[0]}@ε={r['ε']}" for _, r in pairs[~(util & pairs["ok fit_s"])].iterrows()]
         out.append(f"every synthesizer ≥ its SmartNoise namesake (2-way TVD and TSTR AUC within one sd, fit ≤ 2x): "
                    f"{'MET' if not fail else 'NOT MET'} — utility in {int(util.sum())}/{len(pairs)} cells, fit time "
-                   f"in {int(pairs['ok fit_s'].sum())}/{len(pairs)}" + (f"; not at {', '.join(fail)}" if fail else ""))
+                   f"in {int(pairs['ok fit_s'].sum())}/{len(pairs)}" + (f"; not at {', '.join(fail)}" if fail else "")
+                   + _unfinished(st))
     else:
         out.append("every synthesizer ≥ its SmartNoise namesake: not measured (no pair in this run)")
     best = sbs[sbs.best] if len(sbs) else sbs
