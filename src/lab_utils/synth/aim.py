@@ -35,9 +35,7 @@ import pandas as pd
 
 from .accounting import cdp_epsilon, cdp_rho
 from .mwem import exponential_mechanism
-from .pgm import MarginalSynthesizer, ModelMarginals, l1_error, measure, within_size
-
-ALPHA = 0.9                       # share of each round's ρ that measures (the rest selects)
+from .pgm import ALPHA, MarginalSynthesizer, ModelMarginals, l1_error, measure, within_size
 
 
 def candidates(names: list[str], degree: int) -> dict[tuple[str, ...], int]:

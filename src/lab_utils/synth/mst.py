@@ -91,8 +91,7 @@ class MST(MarginalSynthesizer):
         measured_sd = [m.stddev for m in one_way]
         self.kept = None
         if self.compress:                                                            # step 2
-            sd = [m.stddev for m in one_way]
-            codes, sizes, one_way, self.kept = compress_domain(codes, names, sizes, one_way, sd)
+            codes, sizes, one_way, self.kept = compress_domain(codes, names, sizes, one_way, measured_sd)
             self._orig_sizes = self.schema.sizes
         data = self.dataset(codes, sizes)
         model = ModelMarginals(self.estimate(data.domain, one_way, self.select_iters))

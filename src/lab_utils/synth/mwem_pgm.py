@@ -28,9 +28,7 @@ import pandas as pd
 
 from .accounting import basic_composition, equal_share, remainder
 from .mwem import exponential_mechanism
-from .pgm import MarginalSynthesizer, ModelMarginals, l1_error, measure, within_size
-
-ALPHA = 0.9                       # share of each round's ε that measures (the rest selects)
+from .pgm import ALPHA, MarginalSynthesizer, ModelMarginals, l1_error, measure, within_size
 
 
 class MWEMPGM(MarginalSynthesizer):

@@ -56,6 +56,7 @@ def measure(data, cliques: list[tuple[str, ...]], scale: float, rng: np.random.G
     return out
 
 
+ALPHA = 0.9                  # AIM's and MWEM+PGM's share of each round's budget that measures (the rest selects)
 DENSE_CELLS = 2**23          # joint tables up to this many cells are materialised for model marginals
 
 
