@@ -8,8 +8,11 @@
   and no other question's;
 * each shortcut of ``wrong_answers.py`` (``SHORTCUTS = {name: {question: answer cell}}``: calling the
   reference, its undecorated twin, answers right for the public inputs only, measuring instead of
-  predicting, …): 0 on every question it replaces, full marks on the others (shortcuts on different
-  questions share a submission: :func:`pack_shortcuts`). The "calls the reference" shortcut runs
+  predicting, …): 0 on every question it replaces, full marks on the others. Shortcuts and wrong
+  answers on different questions share a submission (:func:`pack_shortcuts`): each still must score 0
+  on its own questions, and the questions no answer of the submission replaces keep full marks, so a
+  wrong answer is checked against every question outside its submission (fewer sandboxed runs: a
+  submission runs the whole lab). The "calls the reference" shortcut runs
   behind the old guard's back (``LAB_GRADING=0``, originals dug out of wrappers' closures), to show
   there is no guard left to switch off;
 * generic shortcuts every lab gets: all wrong answers behind a cell that monkeypatches the test
@@ -143,8 +146,9 @@ def _variant(nb: nbformat.NotebookNode, path: Path, replace: dict[int, str] | No
 
 
 def pack_shortcuts(shortcuts: dict[str, dict[str, str]]) -> list[tuple[list[str], dict[str, str]]]:
-    """Shortcuts that answer different questions share one submission (each still must score 0 on
-    its own questions, and the questions none of them answers keep full marks): fewer sandboxed runs."""
+    """Planted answers (shortcuts, wrong answers) on different questions share one submission, first fit
+    in the given order (each still must score 0 on its own questions, and the questions none of them
+    answers keep full marks): fewer sandboxed runs."""
     bins: list[tuple[list[str], dict[str, str]]] = []
     for name, answers in shortcuts.items():
         for names, packed in bins:
@@ -167,10 +171,8 @@ def _plant(b: LabBuild, lab_dir: Path, subs: Path, host_paths: list[Path],
     qs = set(b.points)
     lose: dict[str, set[str]] = {"b-untouched": qs}
     _variant(nbformat.read(b.student_notebook, as_version=4), subs / "b-untouched.ipynb")
-    for q, src in wrong.items():
-        _variant(solution, subs / f"c-wrong-{q}.ipynb", replace={cells[q]: src})
-        lose[f"c-wrong-{q}"] = {q}
-    for names, answers in pack_shortcuts(shortcuts):
+    planted = {**shortcuts, **{f"wrong {q}": {q: src} for q, src in wrong.items()}}
+    for names, answers in pack_shortcuts(planted):
         slug = "s-" + "+".join(n.replace(" ", "-") for n in names)
         guard = (first, GUARD_CELL) if "calls the reference" in names else None
         _variant(solution, subs / f"{slug}.ipynb", replace={cells[q]: s for q, s in answers.items()},
