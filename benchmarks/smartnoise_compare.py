@@ -87,7 +87,7 @@ WORKER = Path(__file__).resolve().parent / "_smartnoise_worker.py"
 DELTA = 1e-5
 PAIRS = [("MWEM", "SN MWEM"), ("MST", "SN MST"), ("AIM", "SN AIM"), ("DP-CTGAN", "SN DPCTGAN"),
          ("PATE-CTGAN", "SN PATECTGAN")]
-OURS_BEST, SN_BEST = ["MWEM", "MWEM+PGM", "MST", "AIM"], ["SN MST", "SN AIM"]   # candidates for "best"
+OURS_BEST, SN_BEST = ["MWEM", "MWEM+PGM", "MWEM+PGM+1way", "MST", "AIM"], ["SN MST", "SN AIM"]   # candidates for "best"
 TABLES = {"Wage": (load_wage, lambda: wage_schema(bins=8), WAGE_TARGET),
           "Default": (load_default, lambda: default_schema(bins=16), DEFAULT_TARGET)}
 METRICS = ["tvd_1way", "tvd_2way", "tstr_auc", "fit_s"]
@@ -102,6 +102,9 @@ def ours(quick: bool) -> dict:
     pgm_iters = (100, 500) if quick else (200, 1000)   # Private-PGM steps per round / at the end
     return {"MWEM": lambda s: MWEM(iterations=t_mwem, seed=s),
             "MWEM+PGM": lambda s: MWEMPGM(iters=pgm_iters[0], final_iters=pgm_iters[1], seed=s),
+            # AIM's 1-way initialisation in MWEM+PGM's pure-ε currency (not in the 2019 paper): 20 % of ε
+            "MWEM+PGM+1way": lambda s: MWEMPGM(iters=pgm_iters[0], final_iters=pgm_iters[1], one_way_share=0.2,
+                                               seed=s),
             "MST": lambda s: MST(iters=pgm_iters[1], seed=s),
             "AIM": lambda s: AIM(iters=pgm_iters[0], final_iters=pgm_iters[1], seed=s),
             "DP-CTGAN": lambda s: DPCTGAN(iterations=it_ct, prep_share=0.1, seed=s),
@@ -313,17 +316,15 @@ def verdicts(st: pd.DataFrame, sbs: pd.DataFrame) -> list[str]:
         fail = [f"{r.table}@ε={r['ε']} ({r.pair})" for _, r in best[~ok].iterrows()]
         out.append(f"our best matches SmartNoise's best (MST/AIM) in every cell: {'MET' if not fail else 'NOT MET'} "
                    f"— {int(ok.sum())}/{len(best)} cells" + (f"; not at {', '.join(fail)}" if fail else ""))
-    ratios = []
-    for tab, eps in sorted({(t, e) for t, _, e in st.index}):
+    for ours_name in ("MWEM+PGM", "MWEM+PGM+1way"):
         for ref in ("MST", "SN MST"):
-            if {(tab, "MWEM+PGM", eps), (tab, ref, eps)} <= set(st.index):
-                ratios.append((tab, eps, ref, st.loc[(tab, "MWEM+PGM", eps), "tvd_1way"] / st.loc[(tab, ref, eps), "tvd_1way"]))
-    for ref in ("MST", "SN MST"):
-        r = [(t, e, x) for t, e, name, x in ratios if name == ref]
-        if r:
-            met = all(x <= 1.5 for _, _, x in r)
-            out.append(f"MWEM+PGM 1-way TVD within 1.5x of {ref}'s: {'MET' if met else 'NOT MET'} — "
-                       + ", ".join(f"{t}@ε={e}: {x:.2f}x" for t, e, x in r))
+            r = [(t, e, st.loc[(t, ours_name, e), "tvd_1way"] / st.loc[(t, ref, e), "tvd_1way"])
+                 for t, e in sorted({(t, e) for t, _, e in st.index})
+                 if {(t, ours_name, e), (t, ref, e)} <= set(st.index)]
+            if r:
+                met = all(x <= 1.5 for _, _, x in r)
+                out.append(f"{ours_name} 1-way TVD within 1.5x of {ref}'s: {'MET' if met else 'NOT MET'} — "
+                           + ", ".join(f"{t}@ε={e}: {x:.2f}x" for t, e, x in r))
     return out
 
 

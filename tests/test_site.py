@@ -207,6 +207,20 @@ def visit(browser, url: str) -> tuple[object, dict, list[str]]:
     return page, report, problems
 
 
+_REPORTS: dict[str, tuple[dict, list[str]]] = {}
+
+
+def report_of(browser, url: str) -> tuple[dict, list[str]]:
+    """`visit`'s DOM report and problems, one visit per URL for the whole session: the page test and the
+    chapter test read the same report (a chapter page is the slowest thing to load and typeset)."""
+    if url not in _REPORTS:
+        page, report, problems = visit(browser, url)
+        page.close()
+        _REPORTS[url] = report, problems
+    report, problems = _REPORTS[url]
+    return report, list(problems)
+
+
 def local_file(base: str, href: str) -> Path | None:
     """The file under `_build/html` a same-site link points to (None for external links)."""
     if not href.startswith(base):
@@ -294,69 +308,63 @@ def test_site_is_built_from_the_toc(site):
 
 @pytest.mark.parametrize("page", PAGES or _NO_SITE, ids=ids(PAGES or _NO_SITE))
 def test_page_loads_cleanly(page: Page, browser, server):
-    p, report, problems = visit(browser, server + quote(page.path))
-    try:
-        if not report["h1"]:
-            problems.append("no title: the page has no <h1> (does its first markdown cell start with `# `?)")
-        for src in report["brokenImages"]:
-            problems.append(f"broken image (naturalWidth == 0): {src}")
-        unrendered = report["unrenderedMath"]
-        if unrendered:
-            problems.append(
-                f"{len(unrendered)} of {report['math']} formulas not rendered by MathJax (is "
-                f"_static/mathjax/tex-chtml.js loaded?), e.g. {unrendered[:3]}"
-            )
-        for err in report["mathErrors"]:
-            problems.append(f"TeX error in a formula: {err}")
-        for href in sorted(set(report["links"])):
-            target = local_file(server, href)
-            if target is not None and not target.exists():
-                problems.append(f"link to a file the build did not write: {href}")
-        fail_with(page.path, problems)
-    finally:
-        p.close()
+    report, problems = report_of(browser, server + quote(page.path))
+    if not report["h1"]:
+        problems.append("no title: the page has no <h1> (does its first markdown cell start with `# `?)")
+    for src in report["brokenImages"]:
+        problems.append(f"broken image (naturalWidth == 0): {src}")
+    unrendered = report["unrenderedMath"]
+    if unrendered:
+        problems.append(
+            f"{len(unrendered)} of {report['math']} formulas not rendered by MathJax (is "
+            f"_static/mathjax/tex-chtml.js loaded?), e.g. {unrendered[:3]}"
+        )
+    for err in report["mathErrors"]:
+        problems.append(f"TeX error in a formula: {err}")
+    for href in sorted(set(report["links"])):
+        target = local_file(server, href)
+        if target is not None and not target.exists():
+            problems.append(f"link to a file the build did not write: {href}")
+    fail_with(page.path, problems)
 
 
 @pytest.mark.parametrize("page", CHAPTERS or _NO_SITE, ids=ids(CHAPTERS or _NO_SITE))
 def test_chapter_shows_outputs_figures_run_time_and_colab_button(page: Page, browser, server):
-    p, report, problems = visit(browser, server + quote(page.path))
-    try:
-        if report["outputs"] == 0:
-            problems.append(
-                "no executed output (.cell_output): the notebook was not executed or its outputs were "
-                "removed; check `execute:` in _config.yml and the `make site` log"
-            )
-        for err in report["errorOutputs"]:
-            problems.append(f"a cell's output is an error: {err}")
-        expected, plotting = count_figures(executed_notebook(page))
-        if plotting and expected == 0:
-            problems.append(
-                f"{plotting} code cell(s) plot, but the execution the site used holds no figure "
-                "(image/png): was it run with MPLBACKEND=agg? Kernels need the inline backend"
-            )
-        if report["figures"] != expected:
-            problems.append(
-                f"shows {report['figures']} figure(s) in its cell outputs, but its execution "
-                f"({site_scale()} scale) drew {expected}"
-            )
-        text = report["text"].lower()
-        if "what you will learn" not in text:
-            problems.append(
-                "does not say what it teaches (no 'What you will learn' in the first markdown cell)"
-            )
-        if "run time" not in text:
-            problems.append(
-                "does not give its run time (no 'Run time: about N min ...' in the first markdown cell)"
-            )
-        expected = colab_link(page)
-        if expected not in report["links"]:
-            colab = [h for h in report["links"] if "colab" in h]
-            problems.append(
-                f"no 'run on Colab' launch button linking to {expected} (Colab links found: {colab})"
-            )
-        fail_with(page.path, problems)
-    finally:
-        p.close()
+    report, problems = report_of(browser, server + quote(page.path))
+    if report["outputs"] == 0:
+        problems.append(
+            "no executed output (.cell_output): the notebook was not executed or its outputs were "
+            "removed; check `execute:` in _config.yml and the `make site` log"
+        )
+    for err in report["errorOutputs"]:
+        problems.append(f"a cell's output is an error: {err}")
+    expected, plotting = count_figures(executed_notebook(page))
+    if plotting and expected == 0:
+        problems.append(
+            f"{plotting} code cell(s) plot, but the execution the site used holds no figure "
+            "(image/png): was it run with MPLBACKEND=agg? Kernels need the inline backend"
+        )
+    if report["figures"] != expected:
+        problems.append(
+            f"shows {report['figures']} figure(s) in its cell outputs, but its execution "
+            f"({site_scale()} scale) drew {expected}"
+        )
+    text = report["text"].lower()
+    if "what you will learn" not in text:
+        problems.append(
+            "does not say what it teaches (no 'What you will learn' in the first markdown cell)"
+        )
+    if "run time" not in text:
+        problems.append(
+            "does not give its run time (no 'Run time: about N min ...' in the first markdown cell)"
+        )
+    expected = colab_link(page)
+    if expected not in report["links"]:
+        colab = [h for h in report["links"] if "colab" in h]
+        problems.append(
+            f"no 'run on Colab' launch button linking to {expected} (Colab links found: {colab})"
+        )
+    fail_with(page.path, problems)
 
 
 @pytest.mark.parametrize("page", CHAPTERS or _NO_SITE, ids=ids(CHAPTERS or _NO_SITE))

@@ -147,6 +147,20 @@ def test_mwem_pgm_laplace_noise_and_epsilon(mwem_pgm):
     assert m.delta is None                                                      # pure ε-DP: δ unused
 
 
+def test_mwem_pgm_one_way_initialisation_spends_its_share_and_no_more():
+    frame, d = small_frame(600), len(small_schema().names)
+    m = _quiet(lambda: MWEMPGM(rounds=4, iters=40, final_iters=80, one_way_share=0.3, seed=4).fit(
+        frame, 1.5, schema=small_schema()))
+    z = _residuals(m, frame)
+    assert _noise_as_charged(z, kurtosis=6), (np.std(z), len(z))
+    b = np.array([x.stddev / math.sqrt(2) for x in m.measurements])
+    assert [x.clique for x in m.measurements[:d]] == [(c,) for c in small_schema().names]
+    assert np.allclose(1 / b[:d], 0.3 * 1.5 / d) and np.allclose(1 / b[d:], ALPHA * 0.7 * 1.5 / 4)
+    assert m.epsilon_spent <= 1.5 and m.epsilon_spent > 1.5 * (1 - 1e-9)
+    with pytest.raises(ValueError, match="one_way_share"):
+        MWEMPGM(one_way_share=1.0)
+
+
 def test_mwem_pgm_noise_check_catches_an_under_noised_variant(monkeypatch):
     """Plant a measurement with half the noise it records: the residual check above must fail on it."""
     frame = small_frame(600)

@@ -17,6 +17,12 @@ size follows the selected cliques, not the domain. Pure ε-DP as in MWEM, n publ
     output   sample from p̂_T
 
 The score's penalty n_C and the size filter are the authors' two additions; α = 0.9 is their default split.
+
+``one_way_share`` (default 0, the paper's algorithm) adds AIM's initialisation (McKenna et al. 2022, Alg. 1,
+line 3) in MWEM's pure-ε currency: a share ε₀ = share·ε measures every 1-way marginal first,
+y_i = M_i(D) + Lap(d / ε₀) per cell (d marginals, ℓ₁ sensitivity 1 each: ε₀/d apiece), p̂_0 is estimated from
+them, and the T rounds share the rest, ε_t = (ε − ε₀) / T. T = d rounds measure at most d marginals, so
+without it a column no round selects keeps p̂_0's uniform marginal.
 """
 
 from __future__ import annotations
@@ -37,12 +43,15 @@ class MWEMPGM(MarginalSynthesizer):
     uses_delta, default_delta = False, None
 
     def __init__(self, rounds: int | None = None, way: int = 2, iters: int = 200, final_iters: int = 1000,
-                 max_size_mb: float = 25.0, workload: list[tuple[str, ...]] | None = None, seed: int = 0):
+                 max_size_mb: float = 25.0, workload: list[tuple[str, ...]] | None = None,
+                 one_way_share: float = 0.0, seed: int = 0):
         if (rounds is not None and rounds < 1) or way < 1 or iters < 1 or final_iters < 1 or max_size_mb <= 0:
             raise ValueError("need rounds >= 1 (or None: one per column), way >= 1, iters >= 1, final_iters >= 1, "
                              "max_size_mb > 0")
+        if not 0 <= one_way_share < 1:
+            raise ValueError(f"one_way_share={one_way_share}: give the share of ε for the 1-way marginals, in [0, 1)")
         self.rounds, self.way, self.iters, self.final_iters = rounds, way, iters, final_iters
-        self.max_size_mb, self.workload, self.seed = max_size_mb, workload, seed
+        self.max_size_mb, self.workload, self.one_way_share, self.seed = max_size_mb, workload, one_way_share, seed
 
     def _workload(self) -> dict[tuple[str, ...], int]:
         names = self.schema.names
@@ -58,11 +67,14 @@ class MWEMPGM(MarginalSynthesizer):
         data = self.dataset(self.schema.discretize(df), self.schema.sizes)
         n, pool = float(len(df)), self._workload()
         rounds = self.rounds or len(self.schema.names)                   # the authors' default: T = d
-        eps_t = equal_share(epsilon, rounds)                             # ε_t = ε / T, never summing above ε
+        self.measurements, self.selected, self.round_epsilons = self._one_way(data, epsilon, rng), [], []
+        eps_t = equal_share(remainder(epsilon, sum(self.init_epsilons)) if self.init_epsilons else epsilon,
+                            rounds)                                     # ε_t = (ε − ε₀) / T, never summing above ε
         eps_measure = ALPHA * eps_t
         eps_select = remainder(eps_t, eps_measure)                      # (1 − α)·ε_t, rounded down
-        self.measurements, self.selected, self.round_epsilons = [], [], []
-        model = ModelMarginals(self.estimate(data.domain, [], 1, known_total=n))    # p̂_0: uniform, total n
+        model = ModelMarginals(self.estimate(data.domain, self.measurements,   # p̂_0: uniform (or the 1-way
+                                             self.iters if self.measurements else 1,   # estimate), total n
+                                             known_total=n))
         for t in range(1, rounds + 1):
             cands = within_size(data.domain, list(self.selected), pool, self.max_size_mb * t / rounds)
             keys = list(cands)                                                      # select
@@ -75,5 +87,15 @@ class MWEMPGM(MarginalSynthesizer):
                                                  known_total=n, warm_start=model.model))
         self.model = self.estimate(data.domain, self.measurements, self.final_iters, known_total=n,
                                    warm_start=model.model)
-        self.epsilon_spent = basic_composition(self.round_epsilons)
+        self.epsilon_spent = basic_composition(self.init_epsilons + self.round_epsilons)
         self._rng = np.random.default_rng(self.seed + 1)
+
+    def _one_way(self, data, epsilon: float, rng: np.random.Generator) -> list:
+        """Init (when ``one_way_share`` > 0): every 1-way marginal + Lap(d/ε₀) per cell, ε₀/d charged each."""
+        self.init_epsilons = []
+        if not self.one_way_share:
+            return []
+        names = self.schema.names
+        eps_each = equal_share(self.one_way_share * epsilon, len(names))
+        self.init_epsilons = [eps_each] * len(names)
+        return [m for c in names for m in measure(data, [(c,)], 1 / eps_each, rng, noise="laplace")]
