@@ -135,16 +135,26 @@ class DPCTGAN(Synthesizer):
                 p.grad = noisy[name]
             opt_d.step()
 
-            opt_g.zero_grad()  # generator: non-saturating GAN loss + CTGAN's conditional cross-entropy
-            cond, mask = self._sample_cond(self.batch_size, tgen)
-            raw = self.generator(torch.cat([torch.randn(self.batch_size, self.embedding_dim, generator=tgen), cond], 1))
-            fake = torch.cat([self._ct._apply_activate(raw), cond], 1)
-            (F.softplus(-disc(fake)).mean() + self._ct._cond_loss(raw, cond, mask)).backward()
-            opt_g.step()
+            # generator: −log D(G(z, c)) (non-saturating) + CTGAN's conditional cross-entropy
+            self._generator_step(lambda d: F.softplus(-d), disc, opt_g, self.batch_size, tgen)
 
         self.epsilon_spent = basic_composition([eps_prep, gaussian_epsilon(self.noise_multiplier, q,
                                                                            self.iterations, delta)])
         self._tgen = torch.Generator().manual_seed(self.seed + 1)
+
+    def _generator_step(self, gan_loss, critic, opt_g: torch.optim.Optimizer, m: int, tgen: torch.Generator) -> None:
+        """One generator update: ``gan_loss`` of the critic's logits + CTGAN's conditional cross-entropy (Sec. 4.3).
+
+        Only the critic (a DP discriminator or the PATE student) and the DP category frequencies are read:
+        post-processing, no ε. (More generator steps per private step did not help: tried 4-20 on Wage at
+        ε = 1 and 3, 2-way TVD rose from 0.24-0.34 to 0.38-0.50.)
+        """
+        opt_g.zero_grad()
+        cond, mask = self._sample_cond(m, tgen)
+        raw = self.generator(torch.cat([torch.randn(m, self.embedding_dim, generator=tgen), cond], 1))
+        fake = torch.cat([self._ct._apply_activate(raw), cond], 1)
+        (gan_loss(critic(fake)).mean() + self._ct._cond_loss(raw, cond, mask)).backward()
+        opt_g.step()
 
     def _layout(self, discrete: list[str], counts: dict[str, np.ndarray]) -> None:
         """Spans of the discrete columns in the transformed data and their DP category probabilities."""

@@ -87,12 +87,8 @@ class PATECTGAN(DPCTGAN):
             F.binary_cross_entropy_with_logits(self.student(u).squeeze(1), r).backward()
             opt_s.step()
 
-            opt_g.zero_grad()  # generator: Σ log(1 − S(G(z, c))) + CTGAN's conditional cross-entropy
-            cond, mask = self._sample_cond(m, tgen)
-            raw = self.generator(torch.cat([torch.randn(m, self.embedding_dim, generator=tgen), cond], 1))
-            fake = torch.cat([self._ct._apply_activate(raw), cond], 1)
-            (-F.softplus(self.student(fake)).mean() + self._ct._cond_loss(raw, cond, mask)).backward()
-            opt_g.step()
+            # generator: Σ log(1 − S(G(z, c))) = Σ −softplus(logit), + CTGAN's conditional cross-entropy
+            self._generator_step(lambda s: -F.softplus(s), self.student, opt_g, m, tgen)
 
         self.epsilon_spent = self.epsilon_prep + self.accountant.epsilon_data_independent(delta)
         self.epsilon_data_dependent = self.epsilon_prep + self.accountant.epsilon(delta)
