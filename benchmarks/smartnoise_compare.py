@@ -297,6 +297,15 @@ def _unfinished(st: pd.DataFrame) -> str:
     return f"; not counted, SmartNoise unfinished: {', '.join(out)}" if out else ""
 
 
+# Read in smartnoise-synth 1.0.8, snsynth/pytorch/nn/patectgan.py (train): ``student_disc = discriminator`` and
+# ``teacher_disc = [discriminator for i in range(self.num_teachers)]`` are one module.
+SN_PATECTGAN_CAVEAT = (
+    "caveat for PATE-CTGAN / SN PATECTGAN: SmartNoise's student discriminator is the same module as all its "
+    "teachers (snsynth 1.0.8, patectgan.py: student_disc = discriminator; teacher_disc = [discriminator ...]), "
+    "so the generator is trained against a discriminator fitted to the real rows without noise: its utility "
+    "is not that of a DP synthesizer, and a PATE-CTGAN that is DP is not expected to match it")
+
+
 def verdicts(st: pd.DataFrame, sbs: pd.DataFrame) -> list[str]:
     """One line per goal of issue 16, computed from the means and sds (nothing hard-coded)."""
     out = []
@@ -308,6 +317,8 @@ def verdicts(st: pd.DataFrame, sbs: pd.DataFrame) -> list[str]:
                    f"{'MET' if not fail else 'NOT MET'} — utility in {int(util.sum())}/{len(pairs)} cells, fit time "
                    f"in {int(pairs['ok fit_s'].sum())}/{len(pairs)}" + (f"; not at {', '.join(fail)}" if fail else "")
                    + _unfinished(st))
+        if pairs.pair.str.startswith("PATE-CTGAN").any():
+            out.append(SN_PATECTGAN_CAVEAT)
     else:
         out.append("every synthesizer ≥ its SmartNoise namesake: not measured (no pair in this run)")
     best = sbs[sbs.best] if len(sbs) else sbs
