@@ -19,6 +19,29 @@ import time
 import warnings
 
 
+def use_iid_sampling_on_mbi_1_1() -> str:
+    """Work around a sampler bug in mbi 1.1.0, the Private-PGM that smartnoise-synth 1.0.8 installs.
+
+    Its ``MarkovRandomField.synthetic_data(method="round")`` draws each column's values within a parent group
+    from u = (rank + U(0,1)) / count with ranks in *row order* (a stable argsort, never shuffled), so every
+    column is sorted by row index inside its groups: the columns come out co-monotone (on Wage at ε = 10, SN MST's
+    2-way TVD is 0.12, worse than independent columns' 0.06). mbi 2.0 shuffles within each group. Here SN's MST
+    and AIM sample with mbi's own i.i.d. method instead (0.04 on the same fit). Returns the sampler used.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        if version("mbi") != "1.1.0":
+            return "mbi default"
+    except PackageNotFoundError:
+        return "no mbi"
+    import mbi.markov_random_field as mrf
+
+    rounding = mrf.MarkovRandomField.synthetic_data
+    mrf.MarkovRandomField.synthetic_data = lambda self, rows=None, method="round": rounding(self, rows, "sample")
+    return "mbi 1.1.0 i.i.d. (rounding sampler bug)"
+
+
 def main(job_path: str) -> None:
     import numpy as np
     import pandas as pd
@@ -28,6 +51,7 @@ def main(job_path: str) -> None:
     from snsynth.transform import MinMaxTransformer
 
     job = json.loads(open(job_path).read())
+    sampler = use_iid_sampling_on_mbi_1_1()
     torch.set_num_threads(job.get("threads", 1))
     random.seed(job["seed"])
     np.random.seed(job["seed"])
@@ -53,7 +77,8 @@ def main(job_path: str) -> None:
     out.to_csv(job["out_csv"], index=False)
     eps = getattr(synth, "epsilon", job["epsilon"])
     with open(job["result_json"], "w") as f:
-        json.dump({"fit_s": fit_s, "sample_s": sample_s, "epsilon": float(eps), "snsynth": snsynth.__name__}, f)
+        json.dump({"fit_s": fit_s, "sample_s": sample_s, "epsilon": float(eps), "snsynth": snsynth.__name__,
+                   "sampler": sampler}, f)
 
 
 if __name__ == "__main__":
