@@ -19,27 +19,45 @@ import time
 import warnings
 
 
-def use_iid_sampling_on_mbi_1_1() -> str:
-    """Work around a sampler bug in mbi 1.1.0, the Private-PGM that smartnoise-synth 1.0.8 installs.
+class _TiesInRandomOrder:
+    """NumPy, except that ``argsort(kind="stable")`` orders equal keys at random (a stable sort of a shuffle)."""
 
-    Its ``MarkovRandomField.synthetic_data(method="round")`` draws each column's values within a parent group
-    from u = (rank + U(0,1)) / count with ranks in *row order* (a stable argsort, never shuffled), so every
-    column is sorted by row index inside its groups: the columns come out co-monotone (on Wage at ε = 10, SN MST's
-    2-way TVD is 0.12, worse than independent columns' 0.06). mbi 2.0 shuffles within each group. Here SN's MST
-    and AIM sample with mbi's own i.i.d. method instead (0.04 on the same fit). Returns the sampler used.
+    def __getattr__(self, name: str):
+        import numpy
+
+        return getattr(numpy, name)
+
+    @staticmethod
+    def argsort(a, *args, kind=None, **kwargs):
+        import numpy as np
+
+        if kind != "stable":
+            return np.argsort(a, *args, kind=kind, **kwargs)
+        shuffle = np.random.permutation(len(a))
+        return shuffle[np.argsort(np.asarray(a)[shuffle], kind="stable")]
+
+
+def fix_mbi_1_1_rounding_sampler() -> str:
+    """Fix a sampler bug in mbi 1.1.0, the Private-PGM that smartnoise-synth 1.0.8 installs.
+
+    Its ``MarkovRandomField.synthetic_data`` (randomized rounding) draws each column's values inside a parent
+    group from u = (rank + U(0,1)) / count, ranks in *row order* (``np.argsort(inverse, kind="stable")``, never
+    shuffled), so every column comes out sorted by row index inside its groups: co-monotone columns (on Wage at
+    ε = 10, SN MST's 2-way TVD is 0.12, worse than independent columns' 0.06). mbi 2.0 shuffles each group.
+    Here that module's stable argsort breaks ties in random order, which is the same fix: on the same fit the
+    2-way TVD is 0.030 and the 1-way TVD unchanged (0.002). Returns what was done.
     """
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         if version("mbi") != "1.1.0":
-            return "mbi default"
+            return "mbi as installed"
     except PackageNotFoundError:
         return "no mbi"
     import mbi.markov_random_field as mrf
 
-    rounding = mrf.MarkovRandomField.synthetic_data
-    mrf.MarkovRandomField.synthetic_data = lambda self, rows=None, method="round": rounding(self, rows, "sample")
-    return "mbi 1.1.0 i.i.d. (rounding sampler bug)"
+    mrf.np = _TiesInRandomOrder()
+    return "mbi 1.1.0 rounding sampler, groups shuffled"
 
 
 def main(job_path: str) -> None:
@@ -51,7 +69,7 @@ def main(job_path: str) -> None:
     from snsynth.transform import MinMaxTransformer
 
     job = json.loads(open(job_path).read())
-    sampler = use_iid_sampling_on_mbi_1_1()
+    sampler = fix_mbi_1_1_rounding_sampler()
     torch.set_num_threads(job.get("threads", 1))
     random.seed(job["seed"])
     np.random.seed(job["seed"])
