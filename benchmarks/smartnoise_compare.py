@@ -247,11 +247,13 @@ def stats(res: pd.DataFrame) -> pd.DataFrame:
     out["runs"] = ok.groupby(["table", "synth", "eps"]).size()
     bad = res[res.status != "ok"].groupby(["table", "synth", "eps"]).status.first()
     out["note"] = ""
-    for key, status in bad.items():
-        if key not in out.index:
-            out.loc[key, METRICS] = np.nan
-            out.loc[key, "runs"] = 0
-        out.loc[key, "note"] = status if len(status) <= 48 else status[:45] + "..."
+    with warnings.catch_warnings():  # rows appended to a MultiIndex: lookups past the sorted depth, harmless
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        for key, status in bad.items():
+            if key not in out.index:
+                out.loc[key, METRICS] = np.nan
+                out.loc[key, "runs"] = 0
+            out.loc[key, "note"] = status if len(status) <= 48 else status[:45] + "..."
     return out.sort_index()
 
 
