@@ -95,7 +95,6 @@ TABLES = {"Wage": (load_wage, lambda: wage_schema(bins=8), WAGE_TARGET),
 METRICS = ["tvd_1way", "tvd_2way", "tstr_auc", "fit_s"]
 CSV_COLUMNS = ["table", "synth", "eps", "seed", "status", "fit_s", "eps_spent", "tvd_1way", "tvd_2way", "corr_diff",
                "tstr_auc", "trtr_auc"]
-AUC_TOL = 0.01  # TSTR AUC counts as "at least as good" within this margin
 
 
 def ours(quick: bool) -> dict:
