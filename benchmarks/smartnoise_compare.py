@@ -7,8 +7,9 @@ Run from the main venv after ``bash benchmarks/smartnoise_env.sh``::
 Pairs (ours / SmartNoise's): MWEM, MST, AIM, DP-CTGAN, PATE-CTGAN; MWEM+PGM (and MWEM+PGM+1way, with AIM's
 1-way initialisation on 20 % of ε) has no SmartNoise namesake and competes for "our best". SmartNoise's MST and
 AIM sample with the rounding sampler of the mbi 1.1.0 they install fixed as in mbi 2.0
-(``_smartnoise_worker.fix_mbi_1_1_rounding_sampler``: unfixed, it leaves the columns co-monotone). Tables: Wage (below) and ISLR's Default (``load_default``, ``default_schema``:
-public bounds fixed by hand, 16 bins, target ``default``), each split 70/30 with seed 0.
+(``_smartnoise_worker.fix_mbi_1_1_rounding_sampler``: unfixed, it leaves the columns co-monotone). Tables: Wage
+(below) and ISLR's Default (``load_default``, ``default_schema``: public bounds fixed by hand, 16 bins, target
+``default``), each split 70/30 with seed 0.
 
 Each SmartNoise fit runs in ``.venv-smartnoise/`` through ``_smartnoise_worker.py`` in
 a subprocess (data as CSV/JSON in a temp dir) with a per-run timeout: a run that

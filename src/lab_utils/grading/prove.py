@@ -5,7 +5,7 @@
 * the solution — the master notebook itself, whose public tests must pass as plain cells — must
   score 100 % with no cell raising; the untouched student notebook 0 on every question;
 * each planted wrong answer of ``wrong_answers.py`` (``WRONG_ANSWERS``): loses its question's points
-  and no other question's;
+  and no points of the questions outside its submission (see the packing below);
 * each shortcut of ``wrong_answers.py`` (``SHORTCUTS = {name: {question: answer cell}}``: calling the
   reference, its undecorated twin, answers right for the public inputs only, measuring instead of
   predicting, …): 0 on every question it replaces, full marks on the others. Shortcuts and wrong
