@@ -67,9 +67,10 @@ class MWEMPGM(MarginalSynthesizer):
         data = self.dataset(self.schema.discretize(df), self.schema.sizes)
         n, pool = float(len(df)), self._workload()
         rounds = self.rounds or len(self.schema.names)                   # the authors' default: T = d
-        self.measurements, self.selected, self.round_epsilons = self._one_way(data, epsilon, rng), [], []
-        eps_t = equal_share(remainder(epsilon, sum(self.init_epsilons)) if self.init_epsilons else epsilon,
-                            rounds)                                     # ε_t = (ε − ε₀) / T, never summing above ε
+        self.measurements, self.init_epsilons = self._one_way(data, epsilon, rng)
+        self.selected, self.round_epsilons = [], []
+        eps_rounds = remainder(epsilon, sum(self.init_epsilons)) if self.init_epsilons else epsilon
+        eps_t = equal_share(eps_rounds, rounds)                          # ε_t = (ε − ε₀) / T, never summing above ε
         eps_measure = ALPHA * eps_t
         eps_select = remainder(eps_t, eps_measure)                      # (1 − α)·ε_t, rounded down
         model = ModelMarginals(self.estimate(data.domain, self.measurements,   # p̂_0: uniform (or the 1-way
@@ -90,12 +91,13 @@ class MWEMPGM(MarginalSynthesizer):
         self.epsilon_spent = basic_composition(self.init_epsilons + self.round_epsilons)
         self._rng = np.random.default_rng(self.seed + 1)
 
-    def _one_way(self, data, epsilon: float, rng: np.random.Generator) -> list:
-        """Init (when ``one_way_share`` > 0): every 1-way marginal + Lap(d/ε₀) per cell, ε₀/d charged each."""
-        self.init_epsilons = []
+    def _one_way(self, data, epsilon: float, rng: np.random.Generator) -> tuple[list, list[float]]:
+        """Init (when ``one_way_share`` > 0): every 1-way marginal + Lap(d/ε₀) per cell, ε₀/d charged each.
+
+        Returns the measurements and the ε charged for each (both empty without the initialisation)."""
         if not self.one_way_share:
-            return []
+            return [], []
         names = self.schema.names
         eps_each = equal_share(self.one_way_share * epsilon, len(names))
-        self.init_epsilons = [eps_each] * len(names)
-        return [m for c in names for m in measure(data, [(c,)], 1 / eps_each, rng, noise="laplace")]
+        measured = [m for c in names for m in measure(data, [(c,)], 1 / eps_each, rng, noise="laplace")]
+        return measured, [eps_each] * len(names)
