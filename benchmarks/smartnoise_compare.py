@@ -5,7 +5,8 @@ Run from the main venv after ``bash benchmarks/smartnoise_env.sh``::
     .venv/bin/python benchmarks/smartnoise_compare.py [--quick] [--seeds 3] [--timeout 400] [--csv rows.csv]
 
 Pairs (ours / SmartNoise's): MWEM, MST, AIM, DP-CTGAN, PATE-CTGAN; MWEM+PGM (and MWEM+PGM+1way, with AIM's
-1-way initialisation on 20 % of ε) has no SmartNoise namesake and competes for "our best". SmartNoise's MST and
+1-way initialisation on 20 % of ε, and MWEM+PGM zCDP+1way, the same in the authors' code's ρ-zCDP currency)
+has no SmartNoise namesake and competes for "our best". SmartNoise's MST and
 AIM sample with the rounding sampler of the mbi 1.1.0 they install fixed as in mbi 2.0
 (``_smartnoise_worker.fix_mbi_1_1_rounding_sampler``: unfixed, it leaves the columns co-monotone). Tables: Wage
 (below) and ISLR's Default (``load_default``, ``default_schema``: public bounds fixed by hand, 16 bins, target
@@ -42,7 +43,7 @@ uses δ); what each spends it on:
 * our PATE-CTGAN: 10 % on the same histograms, 90 % on PATE votes (data-independent
   moments bound). SN PATECTGAN: all of ε on its PATE accountant (trains until spent).
 * our MST / AIM: ε with δ = 1e-5 through ρ-zCDP (``accounting.cdp_rho``), Private-PGM (``mbi`` 2).
-  Our MWEM+PGM: pure ε, like MWEM. SN MST / AIM: ε with δ = 1e-5 (zCDP inside, converted; ``mbi`` 1.1).
+  Our MWEM+PGM(+1way): pure ε, like MWEM; MWEM+PGM zCDP+1way: ε with δ = 1e-5 through ρ-zCDP. SN MST / AIM: ε with δ = 1e-5 (zCDP inside, converted; ``mbi`` 1.1).
 
 Metrics (``lab_utils.synth.metrics``): mean 1- and 2-way marginal TVD of the
 synthetic table vs the training rows on the public bins; TSTR AUC of a logistic
@@ -66,6 +67,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from smartnoise_report import combine, summarize
 
 from lab_utils.synth.aim import AIM
 from lab_utils.synth.data import (
@@ -88,12 +90,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SN_PYTHON = ROOT / ".venv-smartnoise" / "bin" / "python"
 WORKER = Path(__file__).resolve().parent / "_smartnoise_worker.py"
 DELTA = 1e-5
-PAIRS = [("MWEM", "SN MWEM"), ("MST", "SN MST"), ("AIM", "SN AIM"), ("DP-CTGAN", "SN DPCTGAN"),
-         ("PATE-CTGAN", "SN PATECTGAN")]
-OURS_BEST, SN_BEST = ["MWEM", "MWEM+PGM", "MWEM+PGM+1way", "MST", "AIM"], ["SN MST", "SN AIM"]   # candidates for "best"
 TABLES = {"Wage": (load_wage, lambda: wage_schema(bins=8), WAGE_TARGET),
           "Default": (load_default, lambda: default_schema(bins=16), DEFAULT_TARGET)}
-METRICS = ["tvd_1way", "tvd_2way", "tstr_auc", "fit_s"]
 CSV_COLUMNS = ["table", "synth", "eps", "seed", "status", "fit_s", "eps_spent", "tvd_1way", "tvd_2way", "corr_diff",
                "tstr_auc", "trtr_auc"]
 
@@ -107,8 +105,13 @@ def ours(quick: bool) -> dict:
             # AIM's 1-way initialisation in MWEM+PGM's pure-ε currency (not in the 2019 paper): 20 % of ε
             "MWEM+PGM+1way": lambda s: MWEMPGM(iters=pgm_iters[0], final_iters=pgm_iters[1], one_way_share=0.2,
                                                seed=s),
+            # the authors' code's default currency (ρ-zCDP, Gaussian noise, δ used) with the 1-way initialisation,
+            # at that code's 1,000 Private-PGM steps per round
+            "MWEM+PGM zCDP+1way": lambda s: MWEMPGM(iters=1000, final_iters=1000, one_way_share=0.2,
+                                                    noise="gaussian", seed=s),
             "MST": lambda s: MST(iters=pgm_iters[1], seed=s),
-            "AIM": lambda s: AIM(iters=pgm_iters[0], final_iters=pgm_iters[1], seed=s),
+            # AIM at the reference code's Private-PGM steps (1,000 per round and at the end), as SmartNoise runs it
+            "AIM": lambda s: AIM(seed=s),
             "DP-CTGAN": lambda s: DPCTGAN(iterations=it_ct, prep_share=0.1, seed=s),
             "PATE-CTGAN": lambda s: PATECTGAN(teachers=10, iterations=it_pct, seed=s)}
 
@@ -237,133 +240,6 @@ def _line(r: dict) -> str:
     return f"  {r['table']:<8} {r['synth']:<13} ε={r['eps']:<4} seed={r['seed']} fit={r['fit_s']:8.1f}s {r['status']} {vals}"
 
 
-# ---- summary -----------------------------------------------------------------------------------
-def stats(res: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sd per (table, synthesizer, ε) over seeds (columns ``<metric>`` and ``<metric>_sd``); a
-    cell with an unfinished run keeps the finished seeds and says so in ``note``."""
-    ok = res[res.status == "ok"]
-    g = ok.groupby(["table", "synth", "eps"])[METRICS]
-    out = g.mean().join(g.std(ddof=1).fillna(0.0).add_suffix("_sd"))
-    out["runs"] = ok.groupby(["table", "synth", "eps"]).size()
-    bad = res[res.status != "ok"].groupby(["table", "synth", "eps"]).status.first()
-    out["note"] = ""
-    with warnings.catch_warnings():  # rows appended to a MultiIndex: lookups past the sorted depth, harmless
-        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
-        for key, status in bad.items():
-            if key not in out.index:
-                out.loc[key, METRICS] = np.nan
-                out.loc[key, "runs"] = 0
-            out.loc[key, "note"] = status if len(status) <= 48 else status[:45] + "..."
-    return out.sort_index()
-
-
-def no_worse(x: pd.Series, y: pd.Series) -> dict[str, bool]:
-    """Ours (x) at least matches theirs (y) within one sd (the larger of the two): TVDs not above, TSTR AUC
-    not below; fit time at most 2x."""
-    tol = {m: max(x[f"{m}_sd"], y[f"{m}_sd"]) for m in ("tvd_1way", "tvd_2way", "tstr_auc")}
-    return {"tvd_2way": x.tvd_2way <= y.tvd_2way + tol["tvd_2way"],
-            "tstr_auc": x.tstr_auc >= y.tstr_auc - tol["tstr_auc"],
-            "fit_s": x.fit_s <= 2 * y.fit_s}
-
-
-def side_by_side(st: pd.DataFrame) -> pd.DataFrame:
-    """One row per (table, pair, ε) with both sides' means, the ratio ours / SN and the goal checks."""
-    rows = []
-    for tab, eps in sorted({(t, e) for t, _, e in st.index}):
-        pairs = [(a, b, False) for a, b in PAIRS]
-        pairs.append((_best(st, tab, eps, OURS_BEST), _best(st, tab, eps, SN_BEST), True))
-        for a, b, best in pairs:
-            if a is None or b is None or (tab, a, eps) not in st.index or (tab, b, eps) not in st.index:
-                continue
-            x, y = st.loc[(tab, a, eps)], st.loc[(tab, b, eps)]
-            if not (x.runs and y.runs):
-                continue
-            row = {"table": tab, "ε": eps, "pair": f"{a} / {b}", "best": best}
-            for m in METRICS:
-                row[f"{m} ours"], row[f"{m} SN"] = x[m], y[m]
-            row["fit ratio"] = x.fit_s / y.fit_s
-            row.update({f"ok {k}": v for k, v in no_worse(x, y).items()})
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _best(st: pd.DataFrame, tab: str, eps: float, names: list[str]) -> str | None:
-    """The candidate with the lowest mean 2-way TVD in this cell."""
-    have = [n for n in names if (tab, n, eps) in st.index and st.loc[(tab, n, eps)].runs]
-    return min(have, key=lambda n: st.loc[(tab, n, eps), "tvd_2way"]) if have else None
-
-
-def _unfinished(st: pd.DataFrame) -> str:
-    """The namesake cells left out because SmartNoise finished no run there (timeout or error)."""
-    out = [f"{t}/{b}@ε={e} ({st.loc[(t, b, e), 'note']}; ours {st.loc[(t, a, e), 'fit_s']:.0f} s)"
-           for t, _, e in st.index.unique() for a, b in PAIRS
-           if _ == b and not st.loc[(t, b, e), "runs"] and (t, a, e) in st.index]
-    return f"; not counted, SmartNoise unfinished: {', '.join(out)}" if out else ""
-
-
-# Read in smartnoise-synth 1.0.8, snsynth/pytorch/nn/patectgan.py (train): ``student_disc = discriminator`` and
-# ``teacher_disc = [discriminator for i in range(self.num_teachers)]`` are one module.
-SN_PATECTGAN_CAVEAT = (
-    "caveat for PATE-CTGAN / SN PATECTGAN: SmartNoise's student discriminator is the same module as all its "
-    "teachers (snsynth 1.0.8, patectgan.py: student_disc = discriminator; teacher_disc = [discriminator ...]), "
-    "so the generator is trained against a discriminator fitted to the real rows without noise: its utility "
-    "is not that of a DP synthesizer, and a PATE-CTGAN that is DP is not expected to match it")
-
-
-def verdicts(st: pd.DataFrame, sbs: pd.DataFrame) -> list[str]:
-    """One line per goal of issue 16, computed from the means and sds (nothing hard-coded)."""
-    out = []
-    pairs = sbs[~sbs.best] if len(sbs) else sbs
-    if len(pairs):
-        util = pairs["ok tvd_2way"] & pairs["ok tstr_auc"]
-        fail = [f"{r.table}/{r.pair.split(' /')[0]}@ε={r['ε']}" for _, r in pairs[~(util & pairs["ok fit_s"])].iterrows()]
-        out.append(f"every synthesizer ≥ its SmartNoise namesake (2-way TVD and TSTR AUC within one sd, fit ≤ 2x): "
-                   f"{'MET' if not fail else 'NOT MET'} — utility in {int(util.sum())}/{len(pairs)} cells, fit time "
-                   f"in {int(pairs['ok fit_s'].sum())}/{len(pairs)}" + (f"; not at {', '.join(fail)}" if fail else "")
-                   + _unfinished(st))
-        if pairs.pair.str.startswith("PATE-CTGAN").any():
-            out.append(SN_PATECTGAN_CAVEAT)
-    else:
-        out.append("every synthesizer ≥ its SmartNoise namesake: not measured (no pair in this run)")
-    best = sbs[sbs.best] if len(sbs) else sbs
-    if len(best):
-        ok = best["ok tvd_2way"] & best["ok tstr_auc"]
-        fail = [f"{r.table}@ε={r['ε']} ({r.pair})" for _, r in best[~ok].iterrows()]
-        out.append(f"our best matches SmartNoise's best (MST/AIM) in every cell: {'MET' if not fail else 'NOT MET'} "
-                   f"— {int(ok.sum())}/{len(best)} cells" + (f"; not at {', '.join(fail)}" if fail else ""))
-    for ours_name in ("MWEM+PGM", "MWEM+PGM+1way"):
-        for ref in ("MST", "SN MST"):
-            r = [(t, e, st.loc[(t, ours_name, e), "tvd_1way"] / st.loc[(t, ref, e), "tvd_1way"])
-                 for t, e in sorted({(t, e) for t, _, e in st.index})
-                 if {(t, ours_name, e), (t, ref, e)} <= set(st.index)]
-            if r:
-                met = all(x <= 1.5 for _, _, x in r)
-                out.append(f"{ours_name} 1-way TVD within 1.5x of {ref}'s: {'MET' if met else 'NOT MET'} — "
-                           + ", ".join(f"{t}@ε={e}: {x:.2f}x" for t, e, x in r))
-    return out
-
-
-def summarize(res: pd.DataFrame) -> None:
-    """Print mean ± sd per cell, the side-by-side table and the verdicts."""
-    st = stats(res)
-    pd.set_option("display.width", 220)
-    pd.set_option("display.max_columns", 40)
-    pd.set_option("display.max_rows", 500)
-    print("\nMean ± sd over seeds (TSTR AUC train-on-real: "
-          + ", ".join(f"{t} {v:.3f}" for t, v in res.groupby("table").trtr_auc.median().items()) + "):")
-    show = pd.DataFrame({m: st[m].map("{:.3f}".format) + " ± " + st[f"{m}_sd"].map("{:.3f}".format)
-                         for m in METRICS})
-    show["runs"], show["note"] = st["runs"].astype(int), st["note"]
-    print(show.to_string())
-    sbs = side_by_side(st)
-    if len(sbs):
-        print("\nOurs vs SmartNoise (means; the last row per cell pairs our best with SmartNoise's best by 2-way TVD):")
-        print(sbs.round(3).to_string(index=False))
-    print("\nVerdicts (from the means and sds above):")
-    for line in verdicts(st, sbs):
-        print(" -", line)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="CI-scale iterations (the grid is unchanged)")
@@ -374,10 +250,11 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", help="restrict to these synthesizer names (e.g. MWEM 'SN MWEM')")
     ap.add_argument("--csv", type=Path, help="append the per-run rows here as they finish; runs already in it are "
                                              "skipped (resume an interrupted grid)")
-    ap.add_argument("--summarize", type=Path, nargs="+", help="only summarise per-run CSVs written by --csv")
+    ap.add_argument("--summarize", type=Path, nargs="+", help="only summarise per-run CSVs written by --csv; a "
+                    "later file's rows replace an earlier file's for the same table and synthesizer (a re-measure)")
     args = ap.parse_args()
     if args.summarize:
-        return summarize(pd.concat([pd.read_csv(f) for f in args.summarize], ignore_index=True))
+        return summarize(combine([pd.read_csv(f) for f in args.summarize]))
     if not SN_PYTHON.exists():
         raise SystemExit(f"{SN_PYTHON} not found: run `bash benchmarks/smartnoise_env.sh` first")
     eps = args.eps or [0.3, 1.0, 3.0, 10.0]

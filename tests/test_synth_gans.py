@@ -7,6 +7,7 @@ from test_synth_data import small_frame, small_schema
 from lab_utils.synth.accounting import gaussian_epsilon
 from lab_utils.synth.dpgan import DPGAN
 from lab_utils.synth.mwem import MWEM
+from lab_utils.synth.nets import Generator, sample_table
 from lab_utils.synth.pategan import PATEGAN
 from lab_utils.synth.quail import QUAIL, dp_logistic_regression
 
@@ -19,6 +20,32 @@ def check_round_trip(synth, df):
     assert out["b"].dtype == np.int64 and out["c"].dtype == float and set(out["a"]) <= {"x", "y", "z"}
     assert out["b"].between(0, 10).all() and out["c"].between(-4, 4).all()
     return out
+
+
+def test_generator_emits_one_hot_rows_while_training_and_samples_its_softmax():
+    """Training: every categorical block is exactly one-hot (a softmax output would fail) and still passes a
+    gradient; eval: the block is the softmax; sample_table draws categories in their softmax frequencies."""
+    s = small_schema()
+    torch.manual_seed(0)
+    g = Generator(s, noise_dim=4, hidden=8)
+    with torch.no_grad():
+        g.net[-1].bias.zero_()
+        g.net[-1].weight.zero_()
+        g.net[-1].bias[0:3] = torch.tensor([0.0, 1.0, 2.0])       # block "a": softmax (0.09, 0.24, 0.67)
+    kind, a, b = s.unit_blocks[0]
+    assert kind == "categorical" and (a, b) == (0, 3)
+    x = g(g.noise(4000, torch.Generator().manual_seed(1)))
+    assert torch.equal(x[:, a:b].sum(1), torch.ones(4000)) and set(x[:, a:b].unique().tolist()) == {0.0, 1.0}
+    x[:, a:b].mul(torch.arange(3.0)).sum().backward()
+    assert g.net[-1].bias.grad[0:3].abs().sum() > 0
+    p = torch.softmax(torch.tensor([0.0, 1.0, 2.0]), 0)
+    assert torch.allclose(x[:, a:b].mean(0), p, atol=0.03)               # Gumbel-max: argmax ~ softmax
+    g.eval()
+    assert torch.allclose(g(g.noise(5, torch.Generator()))[:, a:b], p.expand(5, 3), atol=1e-6)
+    g.train()
+    out = sample_table(g, s, 4000, torch.Generator().manual_seed(2))
+    freq = out["a"].value_counts(normalize=True).reindex(["x", "y", "z"]).to_numpy()
+    assert np.allclose(freq, p.numpy(), atol=0.03) and g.training
 
 
 def test_dpgan_accounting_seed_and_schema():

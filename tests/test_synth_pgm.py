@@ -142,8 +142,8 @@ def test_mwem_pgm_laplace_noise_and_epsilon(mwem_pgm):
     assert _noise_as_charged(z, kurtosis=6) and len(z) > 100, (np.std(z), len(z))  # Lap(b): sd b√2, as recorded
     b = np.array([x.stddev / math.sqrt(2) for x in m.measurements])
     assert np.allclose(1 / b, ALPHA * 1.5 / 10)                                  # measured at α·ε/T each
-    assert len(m.selected) == len(m.round_epsilons) == 10
-    assert m.epsilon_spent <= 1.5 and sum(m.round_epsilons) <= 1.5 and m.epsilon_spent > 1.5 * (1 - 1e-9)
+    assert len(m.selected) == len(m.round_charges) == 10
+    assert m.epsilon_spent <= 1.5 and sum(m.round_charges) <= 1.5 and m.epsilon_spent > 1.5 * (1 - 1e-9)
     assert m.delta is None                                                      # pure ε-DP: δ unused
 
 
@@ -161,8 +161,28 @@ def test_mwem_pgm_one_way_initialisation_spends_its_share_and_no_more():
         MWEMPGM(one_way_share=1.0)
 
 
-def test_mwem_pgm_noise_check_catches_an_under_noised_variant(monkeypatch):
-    """Plant a measurement with half the noise it records: the residual check above must fail on it."""
+@pytest.mark.parametrize("share", [0.0, 0.3])
+def test_mwem_pgm_gaussian_noise_spends_rho_as_the_code_splits_it(share):
+    """noise="gaussian" (the authors' code): residuals at the recorded σ; the measurements' ρ, Σ 1/(2σ²), is
+    the closed form ρ·(share + (1 − share)·α) and the rest (the selections) keeps the total within ρ(ε, δ)."""
+    frame, d, rounds = small_frame(600), len(small_schema().names), 5
+    m = _quiet(lambda: MWEMPGM(rounds=rounds, iters=40, final_iters=80, one_way_share=share, noise="gaussian",
+                               seed=4).fit(frame, 1.5, 1e-5, schema=small_schema()))
+    z = _residuals(m, frame)
+    assert _noise_as_charged(z, kurtosis=3) and len(z) > 60, (np.std(z), len(z))
+    rho = cdp_rho(1.5, 1e-5)
+    measured = sum(1 / (2 * x.stddev**2) for x in m.measurements)
+    assert math.isclose(measured, rho * (share + (1 - share) * ALPHA), rel_tol=1e-6)
+    assert len(m.measurements) == rounds + (d if share else 0)
+    assert 0.999 * rho <= m.rho_spent <= rho and 1.5 * 0.999 <= m.epsilon_spent <= 1.5
+    assert m.delta == 1e-5 and MWEMPGM().uses_delta is False            # δ only on the zCDP path
+    with pytest.raises(ValueError, match="noise"):
+        MWEMPGM(noise="gauss")
+
+
+@pytest.mark.parametrize("noise, kurtosis", [("laplace", 6), ("gaussian", 3)])
+def test_mwem_pgm_noise_check_catches_an_under_noised_variant(monkeypatch, noise, kurtosis):
+    """Plant a measurement with half the noise it records: the residual checks above must fail on it."""
     frame = small_frame(600)
     real_measure = pgm.measure
 
@@ -171,9 +191,10 @@ def test_mwem_pgm_noise_check_catches_an_under_noised_variant(monkeypatch):
         return [mbi.LinearMeasurement(x.noisy_measurement, x.clique, stddev=x.stddev * 2) for x in out]
 
     monkeypatch.setattr("lab_utils.synth.mwem_pgm.measure", half_noise)
-    m = _quiet(lambda: MWEMPGM(rounds=10, iters=20, final_iters=20, seed=4).fit(frame, 1.5, schema=small_schema()))
+    m = _quiet(lambda: MWEMPGM(rounds=10, iters=20, final_iters=20, noise=noise, seed=4).fit(
+        frame, 1.5, schema=small_schema()))
     z = _residuals(m, frame)
-    assert not _noise_as_charged(z, kurtosis=6)
+    assert not _noise_as_charged(z, kurtosis=kurtosis)
 
 
 def test_mwem_pgm_workload_is_checked():

@@ -23,6 +23,10 @@ The bias term √(2/π)·σ·n_C is the expected ℓ₁ norm of the noise the me
 whose error is below it would gain nothing from being measured. Annealing spends more per round when
 measuring stops moving the model, so the number of rounds adapts to ρ. ``max_rounds`` caps the loop for
 quick runs; a capped run spends the rest of ρ in its last round, so ρ_used = ρ either way.
+
+``iters``/``final_iters`` (Private-PGM mirror-descent steps per round / at the end) default to the 1,000/1,000
+of the reference code (McKenna's ``mechanisms/aim.py``, as SmartNoise 1.0.8 ships it). Fewer under-fit the
+model: on Default at ε = 10, 100/500 steps left the 2-way TVD at 0.007 against 0.004 (three seeds each).
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ def candidates(names: list[str], degree: int) -> dict[tuple[str, ...], int]:
 class AIM(MarginalSynthesizer):
     """AIM synthesizer: ``fit(df, epsilon, delta)`` ((ε, δ)-DP through ρ-zCDP), ``sample(n)``, ``epsilon_spent``."""
 
-    def __init__(self, degree: int = 2, max_rounds: int | None = None, iters: int = 200, final_iters: int = 1000,
+    def __init__(self, degree: int = 2, max_rounds: int | None = None, iters: int = 1000, final_iters: int = 1000,
                  max_size_mb: float = 80.0, seed: int = 0):
         if degree < 1 or iters < 1 or final_iters < 1 or max_size_mb <= 0:
             raise ValueError("need degree >= 1, iters >= 1, final_iters >= 1 and max_size_mb > 0")

@@ -23,33 +23,50 @@ line 3) in MWEM's pure-ε currency: a share ε₀ = share·ε measures every 1-w
 y_i = M_i(D) + Lap(d / ε₀) per cell (d marginals, ℓ₁ sensitivity 1 each: ε₀/d apiece), p̂_0 is estimated from
 them, and the T rounds share the rest, ε_t = (ε − ε₀) / T. T = d rounds measure at most d marginals, so
 without it a column no round selects keeps p̂_0's uniform marginal.
+
+``noise="gaussian"`` is the authors' code's default (``mwem+pgm.py``, ``noise='gaussian'``): the same loop in
+ρ-zCDP currency, ρ = ``cdp_rho``(ε, δ), ρ_t = (ρ − ρ₀) / T split as AIM splits a round,
+
+        measure  y_t = M_{C_t}(D) + N(0, σ²I),  σ = √(1 / (2α·ρ_t))            (α·ρ_t)
+        select   exponential mechanism at ε_sel = √(8(1 − α)·ρ_t)               ((1 − α)·ρ_t = ε_sel²/8)
+        init     every 1-way marginal jointly at σ₀ = √(d / (2ρ₀)),  ρ₀ = share·ρ   (1/(2σ₀²) each)
+
+and ``epsilon_spent`` = ``cdp_epsilon``(ρ charged, δ), with δ used (``uses_delta``) — the currency MST and AIM
+use, so that their comparison measures the algorithms rather than pure ε vs zCDP.
 """
 
 from __future__ import annotations
 
+import math
 from itertools import combinations
 
 import numpy as np
 import pandas as pd
 
-from .accounting import basic_composition, equal_share, remainder
+from .accounting import basic_composition, cdp_epsilon, cdp_rho, equal_share, remainder
 from .mwem import exponential_mechanism
 from .pgm import ALPHA, MarginalSynthesizer, ModelMarginals, l1_error, measure, within_size
 
 
 class MWEMPGM(MarginalSynthesizer):
-    """MWEM+PGM synthesizer: ``fit(df, epsilon)`` (pure ε-DP, δ unused), ``sample(n)``, ``epsilon_spent``."""
+    """MWEM+PGM synthesizer: ``fit(df, epsilon)`` (pure ε-DP, δ unused; ``noise="gaussian"``: ``fit(df, epsilon,
+    delta)``, (ε, δ)-DP through ρ-zCDP), ``sample(n)``, ``epsilon_spent``."""
 
-    uses_delta, default_delta = False, None
+    uses_delta, default_delta = False, None    # noise="gaussian" instances set True, 1e-5
 
     def __init__(self, rounds: int | None = None, way: int = 2, iters: int = 200, final_iters: int = 1000,
                  max_size_mb: float = 25.0, workload: list[tuple[str, ...]] | None = None,
-                 one_way_share: float = 0.0, seed: int = 0):
+                 one_way_share: float = 0.0, noise: str = "laplace", seed: int = 0):
         if (rounds is not None and rounds < 1) or way < 1 or iters < 1 or final_iters < 1 or max_size_mb <= 0:
             raise ValueError("need rounds >= 1 (or None: one per column), way >= 1, iters >= 1, final_iters >= 1, "
                              "max_size_mb > 0")
         if not 0 <= one_way_share < 1:
             raise ValueError(f"one_way_share={one_way_share}: give the share of ε for the 1-way marginals, in [0, 1)")
+        if noise not in ("laplace", "gaussian"):
+            raise ValueError(f"noise={noise!r}: 'laplace' (pure ε, the paper) or 'gaussian' (ρ-zCDP, the code)")
+        if noise == "gaussian":
+            self.uses_delta, self.default_delta = True, 1e-5
+        self.noise = noise
         self.rounds, self.way, self.iters, self.final_iters = rounds, way, iters, final_iters
         self.max_size_mb, self.workload, self.one_way_share, self.seed = max_size_mb, workload, one_way_share, seed
 
@@ -67,12 +84,10 @@ class MWEMPGM(MarginalSynthesizer):
         data = self.dataset(self.schema.discretize(df), self.schema.sizes)
         n, pool = float(len(df)), self._workload()
         rounds = self.rounds or len(self.schema.names)                   # the authors' default: T = d
-        self.measurements, self.init_epsilons = self._one_way(data, epsilon, rng)
-        self.selected, self.round_epsilons = [], []
-        eps_rounds = remainder(epsilon, sum(self.init_epsilons)) if self.init_epsilons else epsilon
-        eps_t = equal_share(eps_rounds, rounds)                          # ε_t = (ε − ε₀) / T, never summing above ε
-        eps_measure = ALPHA * eps_t
-        eps_select = remainder(eps_t, eps_measure)                      # (1 − α)·ε_t, rounded down
+        budget = cdp_rho(epsilon, delta) * (1 - 1e-12) if self.noise == "gaussian" else epsilon  # ρ or ε
+        self.measurements, self.init_charges = self._one_way(data, budget, rng)
+        scale, eps_select, round_charge = self._round_budget(budget, rounds)
+        self.selected, self.round_charges = [], []
         model = ModelMarginals(self.estimate(data.domain, self.measurements,   # p̂_0: uniform (or the 1-way
                                              self.iters if self.measurements else 1,   # estimate), total n
                                              known_total=n))
@@ -81,23 +96,42 @@ class MWEMPGM(MarginalSynthesizer):
             keys = list(cands)                                                      # select
             scores = np.array([l1_error(data, model, c) - data.domain.size(c) for c in keys])
             chosen = keys[exponential_mechanism(scores, eps_select, 1.0, rng)]
-            self.measurements += measure(data, [chosen], 1 / eps_measure, rng, noise="laplace")   # measure
+            self.measurements += measure(data, [chosen], scale, rng, noise=self.noise)   # measure
             self.selected.append(chosen)
-            self.round_epsilons.append(eps_select + eps_measure)
+            self.round_charges.append(round_charge)
             model = ModelMarginals(self.estimate(data.domain, self.measurements, self.iters,           # estimate
                                                  known_total=n, warm_start=model.model))
         self.model = self.estimate(data.domain, self.measurements, self.final_iters, known_total=n,
                                    warm_start=model.model)
-        self.epsilon_spent = basic_composition(self.init_epsilons + self.round_epsilons)
+        spent = basic_composition(self.init_charges + self.round_charges)      # Σ ε, or Σ ρ (zCDP adds too)
+        self.rho_spent = spent if self.noise == "gaussian" else None
+        self.epsilon_spent = cdp_epsilon(spent, delta) if self.noise == "gaussian" else spent
         self._rng = np.random.default_rng(self.seed + 1)
 
-    def _one_way(self, data, epsilon: float, rng: np.random.Generator) -> tuple[list, list[float]]:
-        """Init (when ``one_way_share`` > 0): every 1-way marginal + Lap(d/ε₀) per cell, ε₀/d charged each.
+    def _round_budget(self, budget: float, rounds: int) -> tuple[float, float, float]:
+        """(noise scale, exponential-mechanism ε, charge) of one round, from the budget the init left.
 
-        Returns the measurements and the ε charged for each (both empty without the initialisation)."""
+        Laplace: ε_t = (ε − ε₀)/T, b = 1/(α·ε_t), ε_sel = (1 − α)·ε_t, charge ε_sel + α·ε_t (≤ ε_t in floats).
+        Gaussian: ρ_t = (ρ − ρ₀)/T, σ = √(1/(2α·ρ_t)), ε_sel = √(8(1 − α)·ρ_t), charge 1/(2σ²) + ε_sel²/8."""
+        rest = remainder(budget, sum(self.init_charges)) if self.init_charges else budget
+        share = equal_share(rest, rounds)                          # ε_t or ρ_t, never summing above the rest
+        if self.noise == "laplace":
+            eps_measure = ALPHA * share
+            eps_select = remainder(share, eps_measure)             # (1 − α)·ε_t, rounded down
+            return 1 / eps_measure, eps_select, eps_select + eps_measure
+        sigma = math.sqrt(1 / (2 * ALPHA * share))
+        eps_select = math.sqrt(8 * (1 - ALPHA) * share)
+        return sigma, eps_select, 1 / (2 * sigma**2) + eps_select**2 / 8
+
+    def _one_way(self, data, budget: float, rng: np.random.Generator) -> tuple[list, list[float]]:
+        """Init (when ``one_way_share`` > 0): every 1-way marginal, Lap(d/ε₀) per cell and ε₀/d charged each, or
+        (Gaussian) N(0, d/(2ρ₀)) per cell and ρ₀/d each.
+
+        Returns the measurements and the charge (ε or ρ) of each (both empty without the initialisation)."""
         if not self.one_way_share:
             return [], []
         names = self.schema.names
-        eps_each = equal_share(self.one_way_share * epsilon, len(names))
-        measured = [m for c in names for m in measure(data, [(c,)], 1 / eps_each, rng, noise="laplace")]
-        return measured, [eps_each] * len(names)
+        each = equal_share(self.one_way_share * budget, len(names))
+        scale = 1 / each if self.noise == "laplace" else math.sqrt(1 / (2 * each))
+        measured = [m for c in names for m in measure(data, [(c,)], scale, rng, noise=self.noise)]
+        return measured, [each if self.noise == "laplace" else 1 / (2 * scale**2)] * len(names)
