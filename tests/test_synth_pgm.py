@@ -161,8 +161,7 @@ def test_mwem_pgm_one_way_initialisation_spends_its_share_and_no_more():
         MWEMPGM(one_way_share=1.0)
 
 
-@pytest.mark.parametrize("share", [0.0, 0.3])
-def test_mwem_pgm_gaussian_noise_spends_rho_as_the_code_splits_it(share):
+def test_mwem_pgm_gaussian_noise_spends_rho_as_the_code_splits_it(share=0.3):
     """noise="gaussian" (the authors' code): residuals at the recorded σ; the measurements' ρ, Σ 1/(2σ²), is
     the closed form ρ·(share + (1 − share)·α) and the rest (the selections) keeps the total within ρ(ε, δ)."""
     frame, d, rounds = small_frame(600), len(small_schema().names), 5
@@ -173,7 +172,7 @@ def test_mwem_pgm_gaussian_noise_spends_rho_as_the_code_splits_it(share):
     rho = cdp_rho(1.5, 1e-5)
     measured = sum(1 / (2 * x.stddev**2) for x in m.measurements)
     assert math.isclose(measured, rho * (share + (1 - share) * ALPHA), rel_tol=1e-6)
-    assert len(m.measurements) == rounds + (d if share else 0)
+    assert len(m.measurements) == rounds + d
     assert 0.999 * rho <= m.rho_spent <= rho and 1.5 * 0.999 <= m.epsilon_spent <= 1.5
     assert m.delta == 1e-5 and MWEMPGM().uses_delta is False            # δ only on the zCDP path
     with pytest.raises(ValueError, match="noise"):
