@@ -237,7 +237,7 @@ def run_table(tab: str, epsilons: list[float], seeds: list[int], quick: bool, ti
 
 def _line(r: dict) -> str:
     vals = " ".join(f"{k}={r[k]:.3f}" for k in ["tvd_1way", "tvd_2way", "tstr_auc", "trtr_auc"] if k in r)
-    return f"  {r['table']:<8} {r['synth']:<13} ε={r['eps']:<4} seed={r['seed']} fit={r['fit_s']:8.1f}s {r['status']} {vals}"
+    return f"  {r['table']:<8} {r['synth']:<18} ε={r['eps']:<4} seed={r['seed']} fit={r['fit_s']:8.1f}s {r['status']} {vals}"
 
 
 def main() -> None:
