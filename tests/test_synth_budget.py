@@ -39,6 +39,7 @@ PATHS = {
     "PATEGAN lam=None": lambda: PATEGAN(teachers=3, teacher_steps=1, **GAN),
     "PATEGAN lam given": lambda: PATEGAN(teachers=3, teacher_steps=1, lam=0.004, **GAN),
     "PATEGAN student_steps=3": lambda: PATEGAN(teachers=3, teacher_steps=1, student_steps=3, **GAN),
+    "PATEGAN logistic teachers": lambda: PATEGAN(teachers=3, teacher="logistic", **GAN),
     "DP-CTGAN prep 0.1": lambda: _dpctgan(prep_share=0.1),
     "DP-CTGAN prep 0.7": lambda: _dpctgan(prep_share=0.7),
     "PATE-CTGAN lam=None": lambda: _patectgan(),

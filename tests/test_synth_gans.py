@@ -5,9 +5,11 @@ import torch
 from test_synth_data import small_frame, small_schema
 
 from lab_utils.synth.accounting import gaussian_epsilon
+from lab_utils.synth.audit import check_pate_fit
 from lab_utils.synth.dpgan import DPGAN
 from lab_utils.synth.mwem import MWEM
 from lab_utils.synth.nets import Generator, sample_table
+from lab_utils.synth.pate import fit_logistic, logistic_teachers, teacher_votes
 from lab_utils.synth.pategan import PATEGAN
 from lab_utils.synth.quail import QUAIL, dp_logistic_regression
 
@@ -75,6 +77,75 @@ def test_pategan_teachers_are_distinct_and_disjoint():
     pd.testing.assert_frame_equal(check_round_trip(g, df), h.sample(50))
     with pytest.raises(ValueError, match="teachers"):
         PATEGAN(teachers=150).fit(df, 1.0, 1e-5, schema=s)
+
+
+def test_logistic_teachers_vote_by_their_own_hyperplane_fit_on_their_own_partition():
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(1.0, 0.3, (90, 6)).astype(np.float32))  # "real" rows around +1
+    parts = np.array_split(rng.permutation(90), 3)
+    seen = []
+
+    def real_of(idx):
+        seen.append(sorted(idx.tolist()))
+        return x[idx]
+
+    def fake_of(m):  # "generated" rows around -1
+        return torch.from_numpy(rng.normal(-1.0, 0.3, (m, 6)).astype(np.float32))
+
+    teachers = logistic_teachers(parts, real_of, fake_of)
+    assert seen == [sorted(p.tolist()) for p in parts]  # teacher i read exactly D_i, once
+    assert len({id(t.weight) for t in teachers}) == 3
+    votes = teacher_votes(teachers, torch.cat([x[:10], fake_of(10)]))
+    assert (votes[:10, 1] == 3).all() and (votes[10:, 1] == 0).all()  # the hyperplane's side, per teacher
+
+
+@pytest.mark.parametrize("gap", [0.2, 3.0, 10.0])  # overlapping, nearly and fully separable classes
+def test_fit_logistic_matches_scikit_learn_per_problem(gap):
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(0, 1, (4, 20, 5)), rng.normal(gap, 1, (4, 20, 5))], 1)
+    y = np.tile(np.r_[np.ones(20), np.zeros(20)], (4, 1))
+    mask = np.ones((4, 40))
+    mask[1, -3:] = 0  # a shorter partition, padded
+    w, b = fit_logistic(*(torch.from_numpy(a) for a in (x, y, mask)), c=0.5)
+    for i in range(4):
+        keep = mask[i] > 0
+        ref = LogisticRegression(C=0.5, tol=1e-10, max_iter=10_000).fit(x[i][keep], y[i][keep])
+        np.testing.assert_allclose(w[i].numpy(), ref.coef_[0], atol=1e-5)
+        assert b[i].item() == pytest.approx(ref.intercept_[0], abs=1e-5)
+
+
+def test_pategan_logistic_teachers_take_every_vote_at_the_charged_noise():
+    df, s = small_frame(), small_schema()
+    g = PATEGAN(teachers=3, iterations=4, batch_size=32, hidden=8, teacher="logistic", seed=0)
+    _, r = check_pate_fit(lambda: g.fit(df, 2.0, 1e-5, schema=s))
+    assert len(g.teachers) == 3 and all(isinstance(t, torch.nn.Linear) for t in g.teachers)
+    assert r["votes_answered"] == g.accountant.queries == 4 * 32
+    assert r["laplace_scale_lo"] <= 1 / g.lam <= r["laplace_scale_hi"]
+    assert 0 < g.epsilon_spent <= 2.0
+    h = PATEGAN(teachers=3, iterations=4, batch_size=32, hidden=8, teacher="logistic", seed=0)
+    pd.testing.assert_frame_equal(g.sample(40), h.fit(df, 2.0, 1e-5, schema=s).sample(40))
+    with pytest.raises(ValueError, match="teacher must be"):
+        PATEGAN(teacher="tree")
+
+
+def test_pategan_samples_from_the_generators_moving_average():
+    # θ̄ after two generator steps with decay β is β·θ_1 + (1 − β)·θ_2: θ_1 from a one-iteration fit, θ_2 from a
+    # two-iteration fit without averaging (λ fixed, so both runs draw the same first iteration)
+    df, s = small_frame(), small_schema()
+
+    def fit(iterations, average):
+        kw = dict(teachers=3, batch_size=16, hidden=8, lam=0.01, teacher="logistic", seed=0)
+        return PATEGAN(iterations=iterations, average=average, **kw).fit(df, 3.0, 1e-5, schema=s)
+
+    theta1, theta2 = (fit(t, None).generator.state_dict() for t in (1, 2))
+    avg = fit(2, 0.75)
+    assert avg.accountant.queries == 2 * 16  # the average costs no vote
+    for name, value in avg.generator.state_dict().items():
+        torch.testing.assert_close(value, 0.75 * theta1[name] + 0.25 * theta2[name])
+    with pytest.raises(ValueError, match="EMA decay"):
+        PATEGAN(average=1.0)
 
 
 @pytest.mark.parametrize("lam", [0.5, 0.2])

@@ -4,6 +4,9 @@ Shared by ``pategan.PATEGAN`` and ``patectgan.PATECTGAN``:
 
 * ``teacher_round`` — each teacher T_i takes one step on its own disjoint partition D_i
   (real, label 1) against generated samples (label 0)                 (Alg. 1, teacher update);
+* ``logistic_teachers`` — the same update with the teachers of the authors' 2020 code
+  (mlforhealthlabpub ``alg/pategan/pate_gan.py``): T_i is a logistic regression refit from
+  scratch each iteration on all of D_i against as many fresh generated rows;
 * ``student_labels`` — the teachers vote on generated samples u, the accountant is charged
   one query per sample, and the label is the noisy argmax
       r(u) = argmax_j ( n_j(u) + Lap(1/λ) ),   n_j(u) = #{i : T_i(u) = j}     (Sec. 4, eq. 8).
@@ -46,6 +49,73 @@ def teacher_round(teachers: list[nn.Module], optimizers: list[torch.optim.Optimi
         opt.zero_grad()
         F.binary_cross_entropy_with_logits(logits, labels).backward()
         opt.step()
+
+
+def logistic_teachers(partitions: list[np.ndarray], real_of: Callable[[np.ndarray], torch.Tensor],
+                      fake_of: Callable[[int], torch.Tensor], c: float = 1.0) -> list[nn.Linear]:
+    """Alg. 1, teacher update with linear teachers: T_i(u) = 1[w_i·u + b_i > 0], refit from scratch on all of D_i
+    (label 1) against as many fresh generated rows (label 0) — the authors' 2020 code's teachers, scikit-learn's
+    L2 logistic regression at its default c = 1 (``fit_logistic`` solves the same objective, all teachers at once).
+
+    A linear teacher cannot memorise its partition's rows, so while G is off it still votes "real" on the
+    generated rows on the data's side of its hyperplane: the votes keep a direction after an MLP teacher would
+    vote "fake" on everything. Returned as ``nn.Linear`` modules for ``teacher_votes``.
+    """
+    sizes = [len(p) for p in partitions]
+    width, rows = max(sizes), []
+    for part in partitions:
+        real = real_of(part)  # only D_i's rows reach T_i
+        with torch.no_grad():
+            fake = fake_of(len(part))
+        pad = torch.zeros(2 * (width - len(part)), real.shape[1])
+        rows.append(torch.cat([real, fake, pad]).double())
+    y = torch.stack([torch.cat([torch.ones(m), torch.zeros(m), torch.zeros(2 * (width - m))]) for m in sizes])
+    mask = torch.stack([torch.cat([torch.ones(2 * m), torch.zeros(2 * (width - m))]) for m in sizes])
+    w, b = fit_logistic(torch.stack(rows), y.double(), mask.double(), c)
+    teachers = []
+    for wi, bi in zip(w, b):
+        t = nn.Linear(len(wi), 1)
+        with torch.no_grad():
+            t.weight.copy_(wi[None].float())
+            t.bias.copy_(bi[None].float())
+        teachers.append(t)
+    return teachers
+
+
+def fit_logistic(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, c: float = 1.0,
+                 steps: int = 50) -> tuple[torch.Tensor, torch.Tensor]:
+    """B independent L2 logistic regressions (x: B×N×D, y and mask: B×N), by Newton's method; returns w (B×D), b (B).
+
+        minimise_{w,b}  Σ_n mask_n [log(1 + e^{s_n}) − y_n s_n] + ||w||² / (2c),   s_n = w·x_n + b
+
+    — scikit-learn's ``LogisticRegression(C=c)`` objective (intercept not penalised). Newton step:
+    θ ← θ − H⁻¹∇, ∇ = Xᵀ(mask·(σ(s) − y)) + Rθ, H = Xᵀ diag(mask·σ(s)(1 − σ(s))) X + R, R = diag(1/c, …, 1/c, 0),
+    halved until the objective does not rise (the objective is convex, so the damped iteration converges).
+    """
+    xa = torch.cat([x, torch.ones(*x.shape[:2], 1, dtype=x.dtype)], 2)
+    reg = torch.full((xa.shape[2],), 1.0 / c, dtype=x.dtype)
+    reg[-1] = 0.0
+
+    def objective(theta: torch.Tensor) -> torch.Tensor:
+        s = (xa @ theta[..., None]).squeeze(-1)
+        return (mask * (F.softplus(s) - y * s)).sum(1) + 0.5 * (reg * theta**2).sum(1)
+
+    theta = torch.zeros(x.shape[0], xa.shape[2], dtype=x.dtype)
+    for _ in range(steps):
+        p = torch.sigmoid((xa @ theta[..., None]).squeeze(-1))
+        grad = (xa * (mask * (p - y))[..., None]).sum(1) + reg * theta
+        if grad.abs().max() < 1e-9:  # every problem at its optimum
+            break
+        hess = xa.transpose(1, 2) @ (xa * (mask * p * (1 - p))[..., None]) + torch.diag(reg + 1e-10)
+        step = torch.linalg.solve(hess, grad[..., None]).squeeze(-1)
+        t, before = torch.ones(len(theta), 1, dtype=x.dtype), objective(theta)
+        for _ in range(20):  # per-problem backtracking: halve t where the objective would rise
+            worse = objective(theta - t * step) > before + 1e-12
+            if not worse.any():
+                break
+            t = torch.where(worse[:, None], t / 2, t)
+        theta = theta - t * step
+    return theta[:, :-1], theta[:, -1]
 
 
 def teacher_votes(teachers: list[nn.Module], u: torch.Tensor) -> np.ndarray:
