@@ -30,17 +30,10 @@ import pandas as pd
 import torch
 
 from lab_utils.synth.data import DEFAULT_TARGET, default_schema, load_default, train_test_split_frame
-from lab_utils.synth.metrics import utility_report
+from lab_utils.synth.metrics import uniform_table, utility_report
 from lab_utils.synth.pategan import PATEGAN
 
 TEACHERS, ITERATIONS, BATCH, LR, DELTA, AVERAGE = 250, 300, 64, 2e-4, 1e-5, 0.98
-
-
-def uniform_table(schema, n: int, seed: int) -> pd.DataFrame:
-    """n rows drawn uniformly from the public domain (every column independent, every bin equally likely)."""
-    rng = np.random.default_rng(seed)
-    codes = np.stack([rng.integers(0, size, n) for size in schema.sizes], axis=1)
-    return schema.undiscretize(codes, rng)
 
 
 def run(eps_grid: list[float], seeds: int, kinds: list[str], csv: str | None = None) -> pd.DataFrame:

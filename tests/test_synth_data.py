@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from lab_utils.synth.data import Column, Schema, check_privacy_params, fit_preamble, load_wage, wage_schema
-from lab_utils.synth.metrics import correlation_difference, marginal_tvd, ml_efficacy
+from lab_utils.synth.metrics import correlation_difference, marginal_tvd, ml_efficacy, uniform_table
 
 
 def small_frame(n=200, seed=0):
@@ -96,3 +96,16 @@ def test_wage_loads_offline_and_fits_its_public_schema():
     df = load_wage()
     assert df.shape == (3000, 9)
     wage_schema().validate(df)
+
+
+def test_uniform_table_fills_every_bin_equally_and_independently():
+    s = small_schema()
+    u = uniform_table(s, 30_000, seed=3)
+    codes = s.discretize(u)
+    for j in (0, 2, 3):  # each column's bins: 1/size each (b is integer: rounding inside a bin moves its edges)
+        size = s.sizes[j]
+        freq = np.bincount(codes[:, j], minlength=size) / len(u)
+        np.testing.assert_allclose(freq, 1 / size, atol=0.015)
+    joint = np.bincount(codes[:, 0] * s.sizes[3] + codes[:, 3]) / len(u)  # two columns drawn independently
+    np.testing.assert_allclose(joint, 1 / (s.sizes[0] * s.sizes[3]), atol=0.015)
+    pd.testing.assert_frame_equal(u, uniform_table(s, 30_000, seed=3))

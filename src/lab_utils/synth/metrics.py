@@ -76,6 +76,13 @@ def ml_efficacy(synth: pd.DataFrame, real_train: pd.DataFrame, real_test: pd.Dat
     return out
 
 
+def uniform_table(schema: Schema, n: int, seed: int) -> pd.DataFrame:
+    """n rows drawn uniformly from the public domain (columns independent, every bin equally likely): the
+    reference a synthesizer that learned nothing would score (bins from seed, values within bins from seed + 1)."""
+    codes = np.random.default_rng(seed).integers(0, schema.sizes, (n, len(schema.sizes)))
+    return schema.undiscretize(codes, np.random.default_rng(seed + 1))
+
+
 def utility_report(synth: pd.DataFrame, real_train: pd.DataFrame, real_test: pd.DataFrame,
                    schema: Schema, target: str) -> dict[str, float]:
     """All metrics in one dict (TVDs and correlation difference against the training rows)."""
