@@ -99,8 +99,9 @@ class PATEGAN(Synthesizer):
         self.accountant = PateMomentsAccountant(lam)
 
         self.partitions = np.array_split(rng.permutation(n), self.k)  # disjoint D_1..D_k
-        self.teachers = [discriminator(width, self.hidden) for _ in range(self.k)]
-        opt_t = [torch.optim.Adam(t.parameters(), lr=self.lr) for t in self.teachers]
+        if self.teacher == "mlp":  # logistic teachers are refit from scratch each iteration: nothing to build
+            self.teachers = [discriminator(width, self.hidden) for _ in range(self.k)]
+            opt_t = [torch.optim.Adam(t.parameters(), lr=self.lr) for t in self.teachers]
         self.student = discriminator(width, self.hidden)
         opt_s = torch.optim.Adam(self.student.parameters(), lr=self.lr)
         self.generator = Generator(self.schema, hidden=self.hidden)
