@@ -6,6 +6,7 @@ charged from what ran against what was asked, on every argument path tried; one 
 """
 
 import math
+import os
 import warnings
 
 import numpy as np
@@ -16,6 +17,7 @@ mbi = pytest.importorskip("mbi")
 from lab_utils.synth import pgm  # noqa: E402
 from lab_utils.synth.accounting import cdp_rho  # noqa: E402
 from lab_utils.synth.aim import AIM, candidates  # noqa: E402
+from lab_utils.synth.mst import MST  # noqa: E402
 from lab_utils.synth.mwem_pgm import ALPHA, MWEMPGM  # noqa: E402
 
 
@@ -78,6 +80,29 @@ def _residuals(m, frame):
     data = m.dataset(m.schema.discretize(frame), m.schema.sizes)
     return np.concatenate([(np.asarray(x.noisy_measurement) - np.asarray(data.project(x.clique).datavector()))
                            / x.stddev for x in m.measurements])
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="memory maps are counted from Linux's /proc")
+def test_near_map_limit_reads_this_process_s_maps_and_the_kernel_s_limit(monkeypatch):
+    assert pgm.near_map_limit(0.0)             # every process holds some maps
+    assert not pgm.near_map_limit(1.0)         # a test process is far below vm.max_map_count
+
+    def unreadable(*args, **kwargs):
+        raise OSError("no /proc here")
+
+    monkeypatch.setattr(pgm, "open", unreadable, raising=False)
+    assert pgm.near_map_limit(1.0)             # cannot tell: drop the caches, as on every fit before
+
+
+@pytest.mark.parametrize("near", [True, False])
+def test_jax_caches_are_dropped_after_a_fit_only_near_the_map_limit(monkeypatch, near):
+    import jax
+
+    drops = []
+    monkeypatch.setattr(pgm, "near_map_limit", lambda: near)
+    monkeypatch.setattr(jax, "clear_caches", lambda: drops.append(1))
+    _quiet(lambda: MST(iters=10, select_iters=10, seed=0).fit(small_frame(200), 1.0, 1e-5, schema=small_schema()))
+    assert len(drops) == int(near)
 
 
 @pytest.fixture(scope="module")
