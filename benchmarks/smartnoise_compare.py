@@ -50,7 +50,9 @@ synthetic table vs the training rows on the public bins; TSTR AUC of a logistic
 regression predicting ``health_ins`` on the held-out real rows (TRTR, train on real,
 is printed for reference); fit time (fit only, 1 torch thread on both sides).
 Mean ± sd over seeds are printed, the side-by-side table per (table, ε) and one verdict line per goal
-of issue 16, computed from those numbers.
+of issue 16, computed from those numbers. Seeds make our runs reproducible; SmartNoise's MWEM, MST and AIM draw
+their noise from OpenDP, which no seed reaches, so their runs are independent draws whatever the seed (the
+worker's seeds fix only NumPy's and torch's choices): give them enough runs for a fair sd.
 """
 
 from __future__ import annotations
