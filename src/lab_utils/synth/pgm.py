@@ -197,7 +197,7 @@ class MarginalSynthesizer(Synthesizer):
         process ran out of mappable memory (over 18,000 memory maps after two fits on Wage; the kernel allows
         65,530) — "LLVM compilation error: Cannot allocate memory". Below the limit they are kept, so a fit
         whose clique sets were seen before does not compile them again (the unit tests of MST, AIM and
-        MWEM+PGM: 128 s when every fit dropped them, 78 s kept)."""
+        MWEM+PGM: 128 s when every fit dropped them, 70-78 s kept)."""
         try:
             return super().fit(df, epsilon, delta, schema)
         finally:
