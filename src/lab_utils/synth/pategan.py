@@ -65,7 +65,7 @@ class PATEGAN(Synthesizer):
     iterations × student_steps × batch_size votes within ε, else ``fit`` raises.
     ``teacher="mlp"`` trains MLP teachers ``teacher_steps`` Adam steps per iteration (the paper);
     ``teacher="logistic"`` refits logistic-regression teachers once per iteration (the authors' 2020
-    code; ``teacher_steps`` unused) — the version that trains, where the budget buys enough teachers.
+    code; ``teacher_steps`` unused) — the version that learns, in some seeds, where the budget buys enough teachers.
     ``average=β`` samples from an exponential moving average of the generator's weights (β = 0.98: about the
     last 50 steps), which damps the GAN's oscillation; ``None`` samples from the last iterate.
     """
