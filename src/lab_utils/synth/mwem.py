@@ -23,7 +23,7 @@ a factor exp(|m − q(A)|/2n), so few passes leave A short of its measurements: 
 Wage and Default at ε = 10 (T = 25, 5 seeds) 3 passes left the 2-way TVD at
 0.047 / 0.041 and 10 reach 0.036 / 0.027; at ε = 0.3, where each measurement is
 mostly noise, more passes fit the noise (Default 0.154 → 0.189; see
-benchmarks/README.md, "MWEM's passes").
+benchmarks/README.md, "MWEM with ten multiplicative-weights passes per round").
 
 Domain: MWEM keeps an explicit histogram over the product of column sizes. Wage with
 8 bins per numeric column has 358,400 cells — fine. For wider tables (the ratings
