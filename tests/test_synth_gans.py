@@ -148,6 +148,28 @@ def test_pategan_samples_from_the_generators_moving_average():
         PATEGAN(average=1.0)
 
 
+def test_pategan_betas_reach_the_generator_student_and_teachers(monkeypatch):
+    # every Adam the fit builds is recorded with the parameters it steps: each of G, S and T_1..T_k must be
+    # stepped by an Adam with the requested betas (a variant that kept Adam's defaults in any one fails here)
+    built = []
+
+    class RecordingAdam(torch.optim.Adam):
+        def __init__(self, params, **kw):
+            params = list(params)
+            super().__init__(params, **kw)
+            built.append(({id(p) for p in params}, self.defaults["betas"]))
+
+    monkeypatch.setattr(torch.optim, "Adam", RecordingAdam)
+    df, s = small_frame(), small_schema()
+    g = PATEGAN(teachers=3, iterations=2, teacher_steps=1, batch_size=16, hidden=8, lam=0.01, betas=(0.3, 0.8),
+                seed=0).fit(df, 3.0, 1e-5, schema=s)
+    for module in [g.generator, g.student, *g.teachers]:
+        ids = {id(p) for p in module.parameters()}
+        assert [b for params, b in built if params == ids] == [(0.3, 0.8)]
+    with pytest.raises(ValueError, match="betas"):
+        PATEGAN(betas=(1.0, 0.9))
+
+
 @pytest.mark.parametrize("lam", [0.5, 0.2])
 def test_pategan_refuses_a_lambda_the_budget_cannot_pay_for(lam):
     # measured before the fix: the first batch of 64 votes already broke ε = 3, so it took no vote,

@@ -68,11 +68,16 @@ class PATEGAN(Synthesizer):
     code; ``teacher_steps`` unused) — the version that learns, in some seeds, where the budget buys enough teachers.
     ``average=β`` samples from an exponential moving average of the generator's weights (β = 0.98: about the
     last 50 steps), which damps the GAN's oscillation; ``None`` samples from the last iterate.
+    ``betas`` are Adam's (β1, β2) for generator, student and MLP teachers: (0.5, 0.9), the GAN setting (Radford et
+    al. 2016, Sec. 4: β1 = 0.9 made training oscillate; CTGAN's, so DP-CTGAN's and PATE-CTGAN's here). With Adam's
+    default (0.9, 0.999) this generator, trained as a plain GAN without privacy, ends near the uniform table's 1-way
+    TVD on Default (``benchmarks/pategan_teachers.py --plain-gan``; numbers in ``benchmarks/README.md``).
     """
 
     def __init__(self, teachers: int = 10, iterations: int = 100, teacher_steps: int = 5, student_steps: int = 1,
                  batch_size: int = 64, lr: float = 1e-3, hidden: int = 64, lam: float | None = None,
-                 teacher: str = "mlp", average: float | None = None, seed: int = 0):
+                 teacher: str = "mlp", average: float | None = None, betas: tuple[float, float] = (0.5, 0.9),
+                 seed: int = 0):
         if min(teachers, iterations, teacher_steps, student_steps, batch_size) < 1 or teachers < 2:
             raise ValueError("need >= 2 teachers and every step count / batch size >= 1")
         if teacher not in ("mlp", "logistic"):
@@ -80,8 +85,10 @@ class PATEGAN(Synthesizer):
                              f"got {teacher!r}")
         if average is not None and not 0 < average < 1:
             raise ValueError(f"average is the generator's EMA decay β, in (0, 1), or None; got {average!r}")
+        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"betas are Adam's (β1, β2), each in [0, 1); got {betas!r}")
         self.k, self.iterations, self.teacher_steps, self.student_steps = teachers, iterations, teacher_steps, student_steps
-        self.teacher, self.average = teacher, average
+        self.teacher, self.average, self.betas = teacher, average, betas
         self.batch_size, self.lr, self.hidden, self.seed = batch_size, lr, hidden, seed
         self.lam = self._lam_request = lam  # fit() sets self.lam to the λ it used
         self.epsilon_spent = 0.0
@@ -101,11 +108,11 @@ class PATEGAN(Synthesizer):
         self.partitions = np.array_split(rng.permutation(n), self.k)  # disjoint D_1..D_k
         if self.teacher == "mlp":  # logistic teachers are refit from scratch each iteration: nothing to build
             self.teachers = [discriminator(width, self.hidden) for _ in range(self.k)]
-            opt_t = [torch.optim.Adam(t.parameters(), lr=self.lr) for t in self.teachers]
+            opt_t = [torch.optim.Adam(t.parameters(), lr=self.lr, betas=self.betas) for t in self.teachers]
         self.student = discriminator(width, self.hidden)
-        opt_s = torch.optim.Adam(self.student.parameters(), lr=self.lr)
+        opt_s = torch.optim.Adam(self.student.parameters(), lr=self.lr, betas=self.betas)
         self.generator = Generator(self.schema, hidden=self.hidden)
-        opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.lr)
+        opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.lr, betas=self.betas)
         averaged = None if self.average is None else AveragedModel(
             self.generator, multi_avg_fn=get_ema_multi_avg_fn(self.average), use_buffers=True)
         m = self.batch_size
