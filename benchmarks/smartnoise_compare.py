@@ -253,7 +253,7 @@ def main() -> None:
     ap.add_argument("--csv", type=Path, help="append the per-run rows here as they finish; runs already in it are "
                                              "skipped (resume an interrupted grid)")
     ap.add_argument("--summarize", type=Path, nargs="+", help="only summarise per-run CSVs written by --csv; a "
-                    "later file's rows replace an earlier file's for the same table and synthesizer (a re-measure)")
+                    "later file's rows replace an earlier file's for the same table, synthesizer and ε (a re-measure)")
     args = ap.parse_args()
     if args.summarize:
         return summarize(combine([pd.read_csv(f) for f in args.summarize]))

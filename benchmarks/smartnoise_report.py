@@ -144,9 +144,11 @@ def summarize(res: pd.DataFrame) -> None:
 
 
 def combine(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """Per-run rows of several CSVs; a later frame's (table, synth) rows replace the earlier frames' ones."""
+    """Per-run rows of several CSVs; a later frame's (table, synth, ε) cells replace the earlier frames' ones
+    (a re-measure of some ε of a synthesizer keeps its other ε from the earlier file)."""
     out = frames[0]
     for f in frames[1:]:
-        redone = set(zip(f.table, f.synth))
-        out = pd.concat([out[[k not in redone for k in zip(out.table, out.synth)]], f], ignore_index=True)
+        redone = set(zip(f.table, f.synth, f.eps.astype(float)))
+        keep = [k not in redone for k in zip(out.table, out.synth, out.eps.astype(float))]
+        out = pd.concat([out[keep], f], ignore_index=True)
     return out
