@@ -111,7 +111,8 @@ def ours(quick: bool) -> dict:
             # at that code's 1,000 Private-PGM steps per round
             "MWEM+PGM zCDP+1way": lambda s: MWEMPGM(iters=1000, final_iters=1000, one_way_share=0.2,
                                                     noise="gaussian", seed=s),
-            "MST": lambda s: MST(iters=pgm_iters[1], seed=s),
+            # MST at the reference code's Private-PGM steps (5,000 at the end, 1,000 for selection), as SmartNoise
+            "MST": lambda s: MST(seed=s),
             # AIM at the reference code's Private-PGM steps (1,000 per round and at the end), as SmartNoise runs it
             "AIM": lambda s: AIM(seed=s),
             "DP-CTGAN": lambda s: DPCTGAN(iterations=it_ct, prep_share=0.1, seed=s),
