@@ -8,10 +8,10 @@ Run from the main venv::
 
 Table: ISLR's Default (7,000 training rows after the 70/30 split with seed 0, the same split and public
 schema as ``smartnoise_compare.py``), 250 teachers (28 rows each), 300 iterations of 64 votes each (19,200
-votes planned, λ from the data-independent bound), Adam at 2e-4, δ = 1e-5. Both teacher kinds see the same
-partitions, the same noisy-argmax votes and the same accountant; only the teacher model differs (the MLP
-takes one Adam step per iteration on its partition, the logistic regression is refit from scratch); both sample
-from the generator's moving average (β = 0.98).
+votes planned, λ from the data-independent bound), Adam at 2e-4 with PATEGAN's betas (0.5, 0.9), δ = 1e-5.
+Both teacher kinds see the same partitions, the same noisy-argmax votes and the same accountant; only the
+teacher model differs (the MLP takes one Adam step per iteration on its partition, the logistic regression is
+refit from scratch); both sample from the generator's moving average (β = 0.98).
 
 Printed per run and as mean ± sd: 1-way / 2-way TVD against the training rows and TSTR AUC (logistic
 regression trained on the synthetic rows, tested on the held-out 30 %), beside two references measured in the
