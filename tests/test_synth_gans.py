@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +11,7 @@ from lab_utils.synth.audit import check_pate_fit
 from lab_utils.synth.dpgan import DPGAN
 from lab_utils.synth.mwem import MWEM
 from lab_utils.synth.nets import Generator, sample_table
-from lab_utils.synth.pate import fit_logistic, logistic_teachers, teacher_votes
+from lab_utils.synth.pate import fit_logistic, logistic_teachers, teacher_round, teacher_votes
 from lab_utils.synth.pategan import PATEGAN
 from lab_utils.synth.quail import QUAIL, dp_logistic_regression
 
@@ -97,6 +99,44 @@ def test_logistic_teachers_vote_by_their_own_hyperplane_fit_on_their_own_partiti
     assert len({id(t.weight) for t in teachers}) == 3
     votes = teacher_votes(teachers, torch.cat([x[:10], fake_of(10)]))
     assert (votes[:10, 1] == 3).all() and (votes[10:, 1] == 0).all()  # the hyperplane's side, per teacher
+
+
+def test_teacher_round_steps_each_teacher_on_its_own_partition_as_a_separate_pass_would():
+    """``teacher_round`` makes one generator call and one backward pass for all k teachers; teacher i must still
+    see only rows of D_i and end exactly where one Adam step on L_i alone takes it. D_1's rows are NaN, so a
+    row of D_1 reaching any other teacher, or one teacher's loss reaching another's weights, shows as NaN."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = torch.randn(60, 4)
+    parts = np.array_split(rng.permutation(60), 3)
+    x[parts[1]] = float("nan")
+    teachers = [torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)) for _ in range(3)]
+    start = copy.deepcopy(teachers)
+    opts = [torch.optim.Adam(t.parameters(), lr=0.05) for t in teachers]
+    reads, fakes = [], []
+
+    def real_of(idx):
+        reads.append(idx)
+        return x[idx]
+
+    def fake_of(m):
+        fakes.append(torch.randn(m, 4))
+        return fakes[-1]
+
+    teacher_round(teachers, opts, parts, real_of, fake_of, 8, rng)
+    assert len(reads) == len(fakes) == 1 and len(fakes[0]) == 24  # one read, one generator call
+    for i, (idx, fake) in enumerate(zip(np.split(reads[0], 3), fakes[0].split(8))):
+        assert set(idx.tolist()) <= set(parts[i].tolist())  # T_i's real rows are D_i's
+        ref = start[i]
+        opt = torch.optim.Adam(ref.parameters(), lr=0.05)
+        logits, labels = ref(torch.cat([x[idx], fake])).squeeze(1), torch.cat([torch.ones(8), torch.zeros(8)])
+        torch.nn.functional.binary_cross_entropy_with_logits(logits, labels).backward()
+        opt.step()
+        for p, q in zip(teachers[i].parameters(), ref.parameters()):
+            assert torch.isnan(p).any() == (i == 1)  # only D_1's teacher reads D_1
+            if i != 1:
+                torch.testing.assert_close(p.grad, q.grad)  # ∂L_i/∂θ_i: the same gradient, not a share of Σ_j L_j
+                torch.testing.assert_close(p, q)
 
 
 @pytest.mark.parametrize("gap", [0.2, 3.0, 10.0])  # overlapping, nearly and fully separable classes

@@ -38,16 +38,27 @@ from .accounting import PateMomentsAccountant
 def teacher_round(teachers: list[nn.Module], optimizers: list[torch.optim.Optimizer], partitions: list[np.ndarray],
                   real_of: Callable[[np.ndarray], torch.Tensor], fake_of: Callable[[int], torch.Tensor],
                   batch_size: int, rng: np.random.Generator) -> None:
-    """Alg. 1, teacher update: teacher i minimises BCE on rows of its own partition D_i (1) vs generated rows (0)."""
-    for teacher, opt, part in zip(teachers, optimizers, partitions):
-        idx = part[rng.integers(0, len(part), min(batch_size, len(part)))]  # only D_i's rows reach T_i
-        real = real_of(idx)
-        with torch.no_grad():
-            fake = fake_of(len(idx))
+    """Alg. 1, teacher update: teacher i takes one step on L_i, BCE on rows of its own partition D_i (label 1)
+    vs generated rows (label 0).
+
+    All k teachers' generated rows come from one generator call, and one backward pass runs through Σ_j L_j:
+    ∂(Σ_j L_j)/∂θ_i = ∂L_i/∂θ_i, since L_j (j ≠ i) reads neither θ_i nor a row of D_i (the generated rows carry
+    no graph) — the gradients of k separate passes, at a fraction of the per-call overhead.
+    """
+    idx = [part[rng.integers(0, len(part), min(batch_size, len(part)))] for part in partitions]
+    sizes = [len(i) for i in idx]
+    reals = real_of(np.concatenate(idx)).split(sizes)  # reals[i]: D_i's rows only, for T_i only
+    with torch.no_grad():
+        fakes = fake_of(sum(sizes)).split(sizes)
+    loss = torch.zeros(())
+    for teacher, real, fake in zip(teachers, reals, fakes):
         logits = teacher(torch.cat([real, fake])).squeeze(1)
-        labels = torch.cat([torch.ones(len(idx)), torch.zeros(len(idx))])
+        labels = torch.cat([torch.ones(len(real)), torch.zeros(len(fake))])
+        loss = loss + F.binary_cross_entropy_with_logits(logits, labels)
+    for opt in optimizers:
         opt.zero_grad()
-        F.binary_cross_entropy_with_logits(logits, labels).backward()
+    loss.backward()
+    for opt in optimizers:
         opt.step()
 
 
