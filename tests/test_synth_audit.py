@@ -70,6 +70,31 @@ def test_pate_checks_count_votes_and_measure_laplace_scale():
     assert r["laplace_scale_hi"] < 1 / g.lam
 
 
+@pytest.mark.parametrize("teachers, lam", [(10, 0.0021), (10, 0.2), (250, 0.016)])
+def test_swayable_votes_match_the_closed_form(teachers, lam):
+    """The count of noisy-argmax answers the teachers could still decide, read off the noise actually drawn, matches
+    P(|z_1 − z_0| < k) = 1 − (2 + kλ)e^{−kλ}/2 (``accounting.pate_swayable``, derived by hand) within 5 binomial sd."""
+    from lab_utils.synth.accounting import pate_swayable
+
+    rng, n = np.random.default_rng(0), 40_000
+    votes = np.stack([np.full(n, 3.0), np.full(n, teachers - 3.0)], 1)
+    call = audit.Call((votes, lam, rng), {}, pate.noisy_counts(votes, lam, rng))
+    p = pate_swayable(teachers, lam)
+    assert abs(audit.swayable_votes(call) / n - p) < 5 * math.sqrt(p * (1 - p) / n) + 1e-9
+    with pytest.raises(ValueError, match="teachers"):
+        pate_swayable(0, lam)
+
+
+def test_pate_fit_reports_the_swayable_votes_of_its_noise():
+    g = PATEGAN(teachers=3, iterations=4, teacher_steps=1, batch_size=32, hidden=8, seed=0)
+    big = PATEGAN(teachers=3, iterations=4, teacher_steps=1, batch_size=32, hidden=8, lam=0.5, seed=0)
+    _, small_lam = check_pate_fit(lambda: g.fit(small_frame(), 2.0, 1e-5, schema=small_schema()))
+    _, big_lam = check_pate_fit(lambda: big.fit(small_frame(), 1e3, 1e-5, schema=small_schema()))
+    assert 0 <= small_lam["votes_swayable"] < big_lam["votes_swayable"] <= big_lam["votes_answered"]
+    sw = audit.swayable_summary(big_lam, 3, 0.5)
+    assert sw["measured"] == big_lam["votes_swayable"] / 128 and abs(sw["measured"] - sw["expected"]) < 5 * sw["sd"]
+
+
 def test_clopper_pearson_and_the_lower_bound_formula():
     assert clopper_pearson_upper(0, 1000) == pytest.approx(1 - 0.025 ** (1 / 1000))
     assert clopper_pearson_upper(1000, 1000) == 1.0

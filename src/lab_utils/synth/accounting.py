@@ -169,6 +169,23 @@ def pate_lambda(epsilon: float, delta: float, votes: int, lam: float | None = No
     return lam
 
 
+def pate_swayable(teachers: int, lam: float) -> float:
+    """Probability that the teachers can still decide a two-class noisy-argmax answer at all.
+
+    argmax_j (n_j + z_j) with n_0 + n_1 = k and z_j iid Lap(b), b = 1/λ, goes either way by the counts iff
+    |z_1 − z_0| < k; otherwise the noise alone fixed it. D = z_1 − z_0 has density (1/4b)(1 + |d|/b) e^{−|d|/b},
+    so with K = kλ
+
+        P(|D| < k) = 1 − (2 + K) e^{−K} / 2.
+
+    At small K (few teachers, the small λ a tight budget buys) the vote is a coin flip the teachers almost never touch.
+    """
+    if teachers < 1 or not lam > 0:
+        raise ValueError(f"need teachers >= 1 and lam > 0, got {teachers}, {lam}")
+    big_k = teachers * lam
+    return float(1.0 - (2.0 + big_k) * np.exp(-big_k) / 2.0)
+
+
 class PateMomentsAccountant:
     """Accumulates α(l) over noisy-argmax queries; ε(δ) = min_l (α(l) + log(1/δ)) / l.
 

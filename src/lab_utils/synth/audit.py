@@ -8,6 +8,7 @@ measured here by hooking the one place each mechanism lives (``dpsgd.clip_per_ex
 
 * ``recording(module, name, summarise)`` — wrap a module function, record every call (or a summary);
 * ``record_norm`` — the largest clipped per-record gradient norm a call actually produced;
+* ``swayable_votes`` — how many noisy votes the teachers' counts could still decide (the rest the noise fixed);
 * ``gaussian_noise_std`` / ``laplace_noise_scale`` — the scale of the noise actually added
   (output − input), with a (1 − α) interval (χ² for the Gaussian, Gamma for |Laplace|);
 * ``check_dpsgd_fit`` / ``check_pate_fit`` — all of it around one ``fit``, next to what was charged.
@@ -42,7 +43,7 @@ import torch
 from scipy import stats
 
 from . import dpsgd
-from .accounting import gaussian_epsilon, gaussian_noise_multiplier
+from .accounting import gaussian_epsilon, gaussian_noise_multiplier, pate_swayable
 
 
 @dataclass
@@ -103,6 +104,17 @@ def laplace_moments(call: Call) -> tuple[float, int]:
     return float(np.abs(z).sum()), z.size
 
 
+def swayable_votes(call: Call) -> int:
+    """Summary of a ``pate.noisy_counts`` call: how many answers the teachers' counts could still decide.
+
+    With two classes and k teachers, argmax_j (n_j + z_j) can go either way by the counts iff |z_1 − z_0| < k
+    (compare ``accounting.pate_swayable``); otherwise the noise alone fixed it, whatever the teachers voted.
+    """
+    votes = np.asarray(call.args[0])
+    z = call.result - votes
+    return int((np.abs(z[:, 1] - z[:, 0]) < votes.sum(1)).sum())
+
+
 def gaussian_noise_std(moments: list[tuple[float, int]], alpha: float = 0.001) -> tuple[float, float, float]:
     """Measured noise std from ``gaussian_moments`` summaries, with a (1 − α) χ² interval (mean 0 known)."""
     ss, n = sum(m[0] for m in moments), sum(m[1] for m in moments)
@@ -143,14 +155,23 @@ def check_dpsgd_fit(fit: Callable[[], object], accountant_module) -> tuple[objec
 
 
 def check_pate_fit(fit: Callable[[], object]) -> tuple[object, dict[str, float]]:
-    """Run ``fit()`` recording ``pate.noisy_counts``; returns its result, votes answered and the measured Laplace scale."""
+    """Run ``fit()`` recording ``pate.noisy_counts``; returns its result, the votes answered, how many of them the
+    teachers could still decide (``swayable_votes``) and the measured Laplace scale."""
     from . import pate
 
-    with recording(pate, "noisy_counts", lambda c: (*laplace_moments(c), len(c.args[0]))) as votes:
+    with recording(pate, "noisy_counts",
+                   lambda c: (*laplace_moments(c), len(c.args[0]), swayable_votes(c))) as votes:
         result = fit()
     b, lo, hi = laplace_noise_scale(votes)
-    return result, {"votes_answered": sum(v[2] for v in votes), "laplace_scale": b, "laplace_scale_lo": lo,
-                    "laplace_scale_hi": hi}
+    return result, {"votes_answered": sum(v[2] for v in votes), "votes_swayable": sum(v[3] for v in votes),
+                    "laplace_scale": b, "laplace_scale_lo": lo, "laplace_scale_hi": hi}
+
+
+def swayable_summary(check: dict, teachers: int, lam: float) -> dict[str, float]:
+    """``check_pate_fit``'s swayable count beside the closed form ``accounting.pate_swayable``: the measured and the
+    expected fraction of answers the teachers could decide, and the measured fraction's binomial sd."""
+    n, p = check["votes_answered"], pate_swayable(teachers, lam)
+    return {"measured": check["votes_swayable"] / n, "expected": p, "sd": math.sqrt(p * (1 - p) / n)}
 
 
 # ---- the empirical audit ------------------------------------------------------------------------
