@@ -11,6 +11,7 @@ from lab_utils.synth.accounting import (
     gaussian_noise_multiplier,
     pate_moments,
     pate_q,
+    steps_for_budget,
 )
 from lab_utils.synth.pategan import lambda_for_budget
 
@@ -26,6 +27,19 @@ def test_noise_multiplier_meets_target():
     sigma = gaussian_noise_multiplier(2.0, 1e-5, 0.03, 500)
     eps = gaussian_epsilon(sigma, 0.03, 500, 1e-5)
     assert eps <= 2.0 and eps > 1.95
+
+
+@pytest.mark.parametrize("sigma, eps", [(4.0, 1.0), (3.0, 2.0), (2.0, 3.0), (4.0, 3.0), (1.5, 1.0)])
+def test_steps_for_budget_is_the_largest_affordable_count_by_brute_force(sigma, eps):
+    """Brute force over T = 1..40 from one step's RDP curve composed T times (RDP adds up over steps), read
+    through Opacus' RDP → (ε, δ) conversion — not through ``gaussian_epsilon``."""
+    from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
+
+    q, delta = 0.3, 1e-5  # answers 8, 16, 12, 40 (all) and 0 (not one step)
+    one_step = compute_rdp(q=q, noise_multiplier=sigma, steps=1, orders=ALPHAS)
+    costs = [get_privacy_spent(orders=ALPHAS, rdp=t * one_step, delta=delta)[0] for t in range(1, 41)]
+    brute = max((t for t, c in zip(range(1, 41), costs) if c <= eps), default=0)
+    assert steps_for_budget(sigma, q, eps, delta, 40) == brute
 
 
 def test_pate_q_closed_form_binary():

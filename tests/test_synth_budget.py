@@ -42,6 +42,8 @@ PATHS = {
     "PATEGAN logistic teachers": lambda: PATEGAN(teachers=3, teacher="logistic", **GAN),
     "DP-CTGAN prep 0.1": lambda: _dpctgan(prep_share=0.1),
     "DP-CTGAN prep 0.7": lambda: _dpctgan(prep_share=0.7),
+    "DP-CTGAN sigma cap 0.8, 40 steps": lambda: _dpctgan(max_noise_multiplier=0.8, iterations=40),
+    "DP-CTGAN no sigma cap": lambda: _dpctgan(max_noise_multiplier=None),
     "PATE-CTGAN lam=None": lambda: _patectgan(),
     "PATE-CTGAN lam given, prep 0.3": lambda: _patectgan(lam=0.004, prep_share=0.3),
     "QUAIL(MWEM) split 0.7": lambda: QUAIL(lambda: MWEM(iterations=2), target="y", split=0.7, epochs=1),

@@ -7,7 +7,9 @@ pytest.importorskip("ctgan")
 from ctgan.data_transformer import DataTransformer  # noqa: E402
 from test_synth_data import small_frame, small_schema  # noqa: E402
 
-from lab_utils.synth.accounting import gaussian_epsilon  # noqa: E402
+from lab_utils.synth import dpctgan as dpctgan_module  # noqa: E402
+from lab_utils.synth.accounting import gaussian_epsilon, gaussian_noise_multiplier  # noqa: E402
+from lab_utils.synth.audit import check_dpsgd_fit  # noqa: E402
 from lab_utils.synth.dpctgan import DPCTGAN, dp_proxy_table  # noqa: E402
 
 torch.set_num_threads(1)
@@ -33,6 +35,26 @@ def test_conditional_frequencies_are_noisy_and_charged():
     q = 16 / len(df)
     assert m.epsilon_spent == pytest.approx(0.25 + gaussian_epsilon(m.noise_multiplier, q, 4, 1e-5))
     assert 0.49 < m.epsilon_spent <= 0.5
+
+
+def test_steps_shrink_where_the_budget_needs_more_noise_than_the_cap():
+    """Where ε pays for ``iterations`` steps only at σ > max_noise_multiplier, DP-CTGAN plans fewer: the noisy steps
+    counted at the noise, the steps charged and ``steps`` agree, the noise measured is σ·C with σ ≤ the cap, and one
+    step more would need σ above it; without a cap every step is taken at the larger σ."""
+    df, s = small_frame(), small_schema()
+    kw = dict(SMALL, iterations=60)
+    m, r = check_dpsgd_fit(lambda: DPCTGAN(max_noise_multiplier=2.0, seed=0, **kw).fit(df, 1.0, 1e-5, schema=s),
+                           dpctgan_module)
+    q, eps_train = 16 / len(df), 1.0 - m.epsilon_prep
+    assert r["noisy_steps"] == r["charged_steps"] == m.steps < 60
+    assert m.noise_multiplier <= 2.0 < gaussian_noise_multiplier(eps_train, 1e-5, q, m.steps + 1)
+    assert r["noise_std_lo"] <= r["charged_noise_std"] == m.noise_multiplier * 1.0 <= r["noise_std_hi"]
+    assert m.epsilon_spent <= 1.0
+    u, r = check_dpsgd_fit(lambda: DPCTGAN(max_noise_multiplier=None, seed=0, **kw).fit(df, 1.0, 1e-5, schema=s),
+                           dpctgan_module)
+    assert r["noisy_steps"] == r["charged_steps"] == u.steps == 60 and u.noise_multiplier > 2.0
+    with pytest.raises(ValueError, match="max_noise_multiplier"):
+        DPCTGAN(max_noise_multiplier=0)
 
 
 def test_proxy_histograms_follow_laplace_scale():

@@ -73,6 +73,20 @@ def gaussian_noise_multiplier(epsilon: float, delta: float, sample_rate: float, 
                                       alphas=ALPHAS))
 
 
+def steps_for_budget(noise_multiplier: float, sample_rate: float, epsilon: float, delta: float,
+                     max_steps: int) -> int:
+    """Largest T ≤ ``max_steps`` whose T subsampled Gaussian steps at σ = ``noise_multiplier`` stay within (ε, δ)
+    (0 if not even one does): ε(σ, q, T) rises with T, so bisect."""
+    check_privacy_params(epsilon, delta)
+    if gaussian_epsilon(noise_multiplier, sample_rate, 1, delta) > epsilon:
+        return 0
+    lo, hi = 1, max_steps
+    while lo < hi:  # gaussian_epsilon(lo) ≤ ε
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if gaussian_epsilon(noise_multiplier, sample_rate, mid, delta) <= epsilon else (lo, mid - 1)
+    return lo
+
+
 def pate_q(votes: np.ndarray, lam: float) -> np.ndarray:
     """Papernot et al. 2017, Thm 3 bound on Pr[noisy argmax ≠ true argmax] for Lap(1/λ) noise.
 
