@@ -25,6 +25,9 @@ cross-entropy loss (Sec. 4.3). What is changed, and why:
    (DP-SGD, Abadi et al. 2016) with a cross-entropy GAN loss, pac = 1 (one record per
    discriminator input) and no gradient penalty (the penalty's interpolates touch real
    rows outside the clipping); accounted with Opacus' RDP accountant for ε − ε_prep.
+5. **The number of DP-SGD steps is capped by the noise it needs** (``max_noise_multiplier``): ``iterations`` is
+   a ceiling, and where ε − ε_prep can pay for that many steps only at σ above the cap, fewer steps are planned
+   (before training, from ε, δ and the sampling rate alone) — SmartNoise instead fixes σ and trains until ε is spent.
 """
 
 from __future__ import annotations
