@@ -162,7 +162,7 @@ class DPCTGAN(Synthesizer):
         At a fixed ε the noise multiplier σ grows with T, and past a point more, noisier steps make a worse table:
         on Wage at ε = 0.3 (6 seeds) 300 steps at σ = 7.3 left a 2-way TVD of 0.46 where 100 steps at σ = 4.4 reach
         0.36, while at ε = 1 300 steps at σ = 2.6 beat 100 at σ = 1.7 (0.28 vs 0.33; benchmarks/README.md,
-        "sensible steps per ε"). So take the most steps T ≤ ``iterations`` with ε(σ_max, q, T) ≤ ε
+        "DP-CTGAN's noise cap"). So take the most steps T ≤ ``iterations`` with ε(σ_max, q, T) ≤ ε
         (``accounting.steps_for_budget``) — σ(T) then stays ≤ σ_max. It reads only ε, δ, q and the cap, never the rows.
         """
         cap = self.max_noise_multiplier
