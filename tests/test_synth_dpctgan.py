@@ -94,3 +94,34 @@ def test_pate_ctgan_teachers_disjoint_distinct_and_budget():
     a = g.sample(30)
     pd.testing.assert_frame_equal(a, PATECTGAN(**kw).fit(df, 3.0, 1e-5, schema=s).sample(30))
     assert list(a.columns) == list(df.columns)
+
+
+def test_conditional_vectors_follow_the_dp_frequencies_and_the_rows_own_categories():
+    """Fake side: each row picks a discrete column c uniformly and a category k by inverse CDF of the DP
+    frequencies (the first k whose cumulative frequency exceeds the uniform draw), checked row by row from the same
+    draws and in aggregate. Real side: the one 1 of each row sits at that row's own category in the column drawn."""
+    df, s = small_frame(), small_schema()
+    m = DPCTGAN(seed=0, **SMALL).fit(df, 1.0, 1e-5, schema=s)
+    n = 6000
+    cond, mask = m._sample_cond(n, torch.Generator().manual_seed(7))
+    g = torch.Generator().manual_seed(7)  # the same draws, replayed
+    cols, u = torch.randint(0, len(m.spans), (n,), generator=g).numpy(), torch.rand(n, generator=g).numpy()
+    assert (cond.sum(1) == 1).all() and (mask.sum(1) == 1).all()
+    for i in range(0, n, 7):
+        c, cum = cols[i], np.cumsum(m.cond_probs[cols[i]])
+        k = next(j for j in range(len(cum)) if cum[j] > u[i])
+        assert mask[i, c] == 1 and cond[i, m.cond_starts[c] + k] == 1
+    for c, probs in enumerate(m.cond_probs):
+        rows = mask[:, c] == 1
+        freq = cond[rows, m.cond_starts[c]: m.cond_starts[c] + len(probs)].mean(0).numpy()
+        assert np.abs(freq - probs).max() < 4 * np.sqrt(0.25 / rows.sum().item())
+
+    data = m.transformer.transform(df)
+    own = m._row_categories(data)
+    idx = np.arange(0, len(df), 3)
+    real = m._cond_from_rows(idx, own, torch.Generator().manual_seed(1))
+    assert (real.sum(1) == 1).all()
+    for row, pos in zip(idx, real.argmax(1).tolist()):
+        c = int(np.searchsorted(m.cond_starts, pos, side="right")) - 1
+        a, b = m.spans[c]
+        assert pos - m.cond_starts[c] == data[row, a:b].argmax()

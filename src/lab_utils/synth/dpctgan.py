@@ -128,7 +128,7 @@ class DPCTGAN(Synthesizer):
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.lr, betas=(0.5, 0.9))
         opt_d = torch.optim.Adam(disc.parameters(), lr=self.lr, betas=(0.5, 0.9))
         real_all = torch.from_numpy(data)
-        own_cat = [torch.from_numpy(data[:, a:b].argmax(1)) for a, b in self.spans]
+        own_cat = self._row_categories(data)
 
         def pair_loss(params, real, fake):  # −log D(real) − log(1 − D(fake)) for one record's pair
             d = functional_call(disc, params, (torch.stack([real, fake]),)).squeeze(1)
@@ -199,23 +199,30 @@ class DPCTGAN(Synthesizer):
         self.cond_starts = np.cumsum([0] + [b - a for a, b in self.spans])[:-1]
 
     def _sample_cond(self, m: int, tgen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fake-side conditional vectors: a uniform discrete column, a category from the DP frequencies."""
+        """Fake-side conditional vectors: a uniform discrete column, a category from the DP frequencies
+        (inverse CDF: the first category whose cumulative frequency exceeds a uniform draw)."""
         cols = torch.randint(0, len(self.spans), (m,), generator=tgen).numpy()
         u = torch.rand(m, generator=tgen).numpy()
         cond = np.zeros((m, self.cond_dim), dtype=np.float32)
         mask = np.zeros((m, len(self.spans)), dtype=np.float32)
-        for i, (c, r) in enumerate(zip(cols, u)):
-            k = int((np.cumsum(self.cond_probs[c]) > r).argmax())
-            cond[i, self.cond_starts[c] + k] = 1
-            mask[i, c] = 1
+        for c, probs in enumerate(self.cond_probs):  # one pass per discrete column, not per row
+            rows = np.flatnonzero(cols == c)
+            k = np.minimum(np.searchsorted(np.cumsum(probs), u[rows], side="right"), len(probs) - 1)
+            cond[rows, self.cond_starts[c] + k] = 1
+            mask[rows, c] = 1
         return torch.from_numpy(cond), torch.from_numpy(mask)
 
-    def _cond_from_rows(self, idx: torch.Tensor, own_cat: list[torch.Tensor], tgen: torch.Generator) -> torch.Tensor:
-        """Real-side conditional vectors: each sampled row's own category in a uniformly chosen discrete column."""
+    def _row_categories(self, data: np.ndarray) -> torch.Tensor:
+        """(discrete columns, rows): each row's category index in each discrete column of the transformed data."""
+        return torch.stack([torch.from_numpy(data[:, a:b].argmax(1)) for a, b in self.spans])
+
+    def _cond_from_rows(self, idx: np.ndarray | torch.Tensor, own_cat: torch.Tensor, tgen: torch.Generator) -> torch.Tensor:
+        """Real-side conditional vectors: each sampled row's own category in a uniformly chosen discrete column
+        (``own_cat[c, row]``: the row's category index in discrete column c)."""
         cols = torch.randint(0, len(self.spans), (len(idx),), generator=tgen)
         cond = torch.zeros(len(idx), self.cond_dim)
-        for i, (row, c) in enumerate(zip(idx.tolist(), cols.tolist())):
-            cond[i, int(self.cond_starts[c]) + int(own_cat[c][row])] = 1
+        starts = torch.as_tensor(self.cond_starts)
+        cond[torch.arange(len(idx)), starts[cols] + own_cat[cols, torch.as_tensor(idx)]] = 1
         return cond
 
     def _generate(self, m: int, tgen: torch.Generator) -> torch.Tensor:

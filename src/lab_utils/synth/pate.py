@@ -3,7 +3,8 @@
 Shared by ``pategan.PATEGAN`` and ``patectgan.PATECTGAN``:
 
 * ``teacher_round`` — each teacher T_i takes one step on its own disjoint partition D_i
-  (real, label 1) against generated samples (label 0)                 (Alg. 1, teacher update);
+  (real, label 1) against generated samples (label 0)                 (Alg. 1, teacher update),
+  stepped by ``teacher_optimizer``, one Adam over the k teachers' disjoint parameters;
 * ``logistic_teachers`` — the same update with the teachers of the authors' 2020 code
   (mlforhealthlabpub ``alg/pategan/pate_gan.py``): T_i is a logistic regression refit from
   scratch each iteration on all of D_i against as many fresh generated rows;
@@ -35,7 +36,16 @@ from torch import nn
 from .accounting import PateMomentsAccountant
 
 
-def teacher_round(teachers: list[nn.Module], optimizers: list[torch.optim.Optimizer], partitions: list[np.ndarray],
+def teacher_optimizer(teachers: list[nn.Module], lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+    """One Adam over all k teachers' parameters, equal to k separate ones: Adam's update is per element,
+    θ ← θ − α·m̂/(√v̂ + ϵ) with m, v the running moments of that element's own gradient (Kingma & Ba 2015, Alg. 1),
+    and every teacher steps in every round, so the step counts agree. The teachers' parameter sets are disjoint,
+    so T_i's update still reads only ∂L_i/∂θ_i; the k updates run as one foreach call instead of k (tested
+    against k separate Adams)."""
+    return torch.optim.Adam([p for t in teachers for p in t.parameters()], lr=lr, betas=betas, foreach=True)
+
+
+def teacher_round(teachers: list[nn.Module], optimizer: torch.optim.Optimizer, partitions: list[np.ndarray],
                   real_of: Callable[[np.ndarray], torch.Tensor], fake_of: Callable[[int], torch.Tensor],
                   batch_size: int, rng: np.random.Generator) -> None:
     """Alg. 1, teacher update: teacher i takes one step on L_i, BCE on rows of its own partition D_i (label 1)
@@ -55,11 +65,9 @@ def teacher_round(teachers: list[nn.Module], optimizers: list[torch.optim.Optimi
         logits = teacher(torch.cat([real, fake])).squeeze(1)
         labels = torch.cat([torch.ones(len(real)), torch.zeros(len(fake))])
         loss = loss + F.binary_cross_entropy_with_logits(logits, labels)
-    for opt in optimizers:
-        opt.zero_grad()
+    optimizer.zero_grad()
     loss.backward()
-    for opt in optimizers:
-        opt.step()
+    optimizer.step()
 
 
 def logistic_teachers(partitions: list[np.ndarray], real_of: Callable[[np.ndarray], torch.Tensor],

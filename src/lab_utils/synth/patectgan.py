@@ -4,8 +4,9 @@ Everything that touches the data is DP:
 
 * the ``ctgan`` transformer and the conditional-vector frequencies come from Laplace-noised
   per-column histograms, exactly as in ``dpctgan`` (ε_prep = prep_share · ε);
-* k teacher discriminators — distinct ``ctgan`` ``Discriminator`` modules with their own
-  optimizers — are each trained only on their own disjoint partition of the rows
+* k teacher discriminators — distinct ``ctgan`` ``Discriminator`` modules, stepped by one Adam
+  over their disjoint parameters (``pate.teacher_optimizer``: k Adams in one call) — are each
+  trained only on their own disjoint partition of the rows
   (real (x, cond) pairs, cond from the row's own category) against generated pairs;
 * a student discriminator is trained on generated pairs labelled by the noisy teacher
   vote argmax_j (n_j + Lap(1/λ)) (Jordon et al. 2019, Algorithm 1), charged with the
@@ -33,7 +34,7 @@ import torch.nn.functional as F
 
 from .accounting import PateMomentsAccountant, pate_lambda, remainder
 from .dpctgan import DPCTGAN
-from .pate import student_labels, teacher_round
+from .pate import student_labels, teacher_optimizer, teacher_round
 
 
 class PATECTGAN(DPCTGAN):
@@ -64,11 +65,11 @@ class PATECTGAN(DPCTGAN):
         self.accountant = PateMomentsAccountant(self.lam)
 
         real_all = torch.from_numpy(data)
-        own_cat = [torch.from_numpy(data[:, a:b].argmax(1)) for a, b in self.spans]
+        own_cat = self._row_categories(data)
         self.partitions = np.array_split(rng.permutation(n), self.k)  # disjoint D_1..D_k
         width = data_dim + self.cond_dim
         self.teachers = [Discriminator(width, (self.hidden, self.hidden), pac=1) for _ in range(self.k)]
-        opt_t = [torch.optim.Adam(t.parameters(), lr=self.lr, betas=(0.5, 0.9)) for t in self.teachers]
+        opt_t = teacher_optimizer(self.teachers, self.lr, (0.5, 0.9))
         self.student = Discriminator(width, (self.hidden, self.hidden), pac=1)
         opt_s = torch.optim.Adam(self.student.parameters(), lr=self.lr, betas=(0.5, 0.9))
         self.generator = Generator(self.embedding_dim + self.cond_dim, (self.hidden, self.hidden), data_dim)

@@ -55,7 +55,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from .accounting import PateMomentsAccountant, lambda_for_budget, pate_lambda
 from .base import Synthesizer
 from .nets import Generator, discriminator, sample_table
-from .pate import logistic_teachers, student_labels, teacher_round
+from .pate import logistic_teachers, student_labels, teacher_optimizer, teacher_round
 
 __all__ = ["PATEGAN", "lambda_for_budget"]
 
@@ -110,7 +110,7 @@ class PATEGAN(Synthesizer):
         self.partitions = np.array_split(rng.permutation(n), self.k)  # disjoint D_1..D_k
         if self.teacher == "mlp":  # logistic teachers are refit from scratch each iteration: nothing to build
             self.teachers = [discriminator(width, self.hidden) for _ in range(self.k)]
-            opt_t = [torch.optim.Adam(t.parameters(), lr=self.lr, betas=self.betas) for t in self.teachers]
+            opt_t = teacher_optimizer(self.teachers, self.lr, self.betas)
         self.student = discriminator(width, self.hidden)
         opt_s = torch.optim.Adam(self.student.parameters(), lr=self.lr, betas=self.betas)
         self.generator = Generator(self.schema, hidden=self.hidden)
